@@ -1,0 +1,36 @@
+# ttfs-lab: every target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATASET ?= mnist5k
+CONFIG ?= configs/$(DATASET).yaml
+ARGS ?=
+
+.PHONY: install train test bench sweep dashboard ablation compare browser clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+train: $(STAMP)  ## train on DATASET (default mnist5k, offline) and test the best checkpoint
+	$(VENV)/bin/ttfs-lab fit --config $(CONFIG) $(ARGS)
+
+test: $(STAMP) browser  ## the full test suite
+	WANDB_MODE=disabled $(PY) -m pytest -q $(ARGS)
+
+bench: $(STAMP)  ## speed and memory, side by side; writes bench/results.json
+	$(VENV)/bin/ttfs-lab bench $(ARGS)
+
+browser:  ## Debian's chromium for the dashboard test (skipped quietly where apt is unavailable)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "note: chromium not installed; the dashboard browser test will be skipped"
+
+clean:
+	rm -rf $(VENV) .pytest_cache
