@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from ttfs_lab.init import ettfs_std
+from ttfs_lab.nn.synapse import NormConv2d, NormLinear
+
+
+def test_normalized_weight_has_the_ettfs_statistics_per_output_unit():
+    layer = NormConv2d(16, 8, T=8, kernel_size=3)
+    with torch.no_grad():
+        layer.weight.mul_(5).add_(3)  # drift the raw weights
+    w = layer.effective_weight().flatten(1)
+    torch.testing.assert_close(w.mean(1), torch.zeros(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(w.std(1, unbiased=False), torch.full((8,), ettfs_std(144, 8)), rtol=1e-3, atol=0)
+
+
+def test_affine_scales_and_shifts():
+    layer = NormLinear(10, 4, T=4)
+    x = torch.randn(3, 10)
+    base = layer(x)
+    with torch.no_grad():
+        layer.gamma.fill_(2.0)
+        layer.bias.fill_(0.5)
+    torch.testing.assert_close(layer(x), 2 * base + 0.5)
+
+
+def test_switches_change_parameters():
+    assert NormLinear(4, 2, T=4, norm=True, affine=False).bias is None
+    plain = NormLinear(4, 2, T=4, norm=False, affine=False)
+    assert plain.bias is not None and plain.gamma is None
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(plain(x), x @ plain.weight.T + plain.bias)
+
+
+@pytest.mark.parametrize("norm,affine", [(True, True), (True, False), (False, True), (False, False)])
+def test_fold_gives_identical_outputs(norm, affine):
+    for layer, x in ((NormConv2d(3, 5, T=8, norm=norm, affine=affine), torch.randn(2, 3, 6, 6)),
+                     (NormLinear(7, 3, T=8, norm=norm, affine=affine), torch.randn(4, 7))):
+        if layer.gamma is not None:
+            with torch.no_grad():
+                layer.gamma.uniform_(0.5, 2)
+                layer.bias.uniform_(-1, 1)
+        folded = layer.fold()
+        assert type(folded) in (torch.nn.Conv2d, torch.nn.Linear)
+        assert torch.equal(folded(x), layer(x))

@@ -1,0 +1,128 @@
+"""Spec parsing, the two executions of a whole network, fold, and the registry smoke test."""
+
+import itertools
+
+import pytest
+import torch
+
+from ttfs_lab.models import DEFAULT_SPECS, TTFSNet, build_network, parse_spec
+from ttfs_lab.nn.decoders import DECODERS
+
+
+def run(net, x, mode):
+    net.zero_grad()
+    out = net(x, record=True, mode=mode)
+    (out.logits * torch.linspace(-1, 1, out.logits.shape[1], dtype=x.dtype)).sum().backward()
+    return out, {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("spec,shape,encoder,leak", [
+    ("c6-ap-c8k5p2-ap-fc24-fc5", (2, 16, 16), "direct", 1.0),
+    ("c6s2-mp-fc5", (2, 12, 12), "latency", 0.8),
+    ("fc40-fc30-fc5", (1, 8, 8), "direct", 0.9),
+    ("c4-ap-fc5", (2, 8, 8), "frames", 1.0),
+])
+@pytest.mark.parametrize("decoder", ["twd", "membrane"])
+def test_step_and_parallel_networks_agree(spec, shape, encoder, leak, decoder):
+    torch.manual_seed(1)
+    T = 5
+    net = TTFSNet(spec, shape, 5, T=T, encoder=encoder, leak=leak, decoder=decoder, init_gain=2.0).double()
+    x = torch.rand(3, T, *shape) if encoder == "frames" else torch.rand(3, *shape)
+    x = (x > 0.6).double() if encoder == "frames" else x.double()
+    (o_par, g_par), (o_step, g_step) = run(net, x, "parallel"), run(net, x, "step")
+    assert torch.equal(o_par.out, o_step.out)
+    assert o_par.stats.keys() == o_step.stats.keys()
+    for name in o_par.stats:
+        for key in o_par.stats[name]:
+            assert torch.equal(o_par.stats[name][key], o_step.stats[name][key]), (name, key)
+    assert g_par.keys() == g_step.keys() and g_par
+    for name in g_par:
+        torch.testing.assert_close(g_par[name], g_step[name], rtol=1e-5, atol=1e-5 * g_step[name].abs().max().item() + 1e-12)
+
+
+def test_no_ttfs_layer_spikes_twice_under_strong_input():
+    torch.manual_seed(0)
+    net = TTFSNet("c8-ap-c8-ap-fc16-fc4", (1, 12, 12), 4, T=8, init_gain=20.0)
+    stats = net(torch.rand(4, 1, 12, 12) * 10, record=True).stats
+    assert sum(s["spikes"].item() for s in stats.values()) > 0
+    assert all(s["violations"].item() == 0 for s in stats.values())
+
+
+def test_max_pool_violations_are_reported_by_the_network():
+    torch.manual_seed(0)
+    net = TTFSNet("c16-mp4-fc4", (1, 8, 8), 4, T=8, init_gain=4.0)
+    stats = net(torch.rand(8, 1, 8, 8), record=True).stats
+    assert stats["layer2_mp4"]["violations"].item() > 0
+    assert stats["layer1_c16"]["violations"].item() == 0
+
+
+def test_fold_reproduces_the_networks_spikes_exactly():
+    torch.manual_seed(0)
+    net = TTFSNet("c8-ap-c8-ap-fc16-fc4", (1, 12, 12), 4, T=6, init_gain=3.0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.rand(5, 1, 12, 12)
+    folded = net.fold()
+    assert not any("Norm" in type(m).__name__ for m in folded.modules())
+    assert torch.equal(folded(x).out, net(x).out)
+    assert net(x).out.sum() > 0
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("c32-xx-fc10", "token 'xx'"),
+    ("c32-ap", "must end with the output layer"),
+    ("fc10-c32-fc10", "after a fully connected layer"),
+    ("c32-ap-fc11", "ends in fc11 but the dataset has 10 classes"),
+    ("c8-ap-ap-ap-ap-ap-fc10", "shrinks the input"),
+    ("", "must end with the output layer"),
+])
+def test_invalid_spec_gives_one_line_error(spec, message):
+    with pytest.raises(ValueError, match=message) as err:
+        TTFSNet(spec, (1, 28, 28), 10)
+    assert "\n" not in str(err.value)
+
+
+def test_wrong_input_shape_is_reported():
+    net = TTFSNet("fc10", (1, 4, 4), 10, T=4)
+    with pytest.raises(ValueError, match=r"\[B, C, H, W\].*got shape \(4, 16\)"):
+        net(torch.zeros(4, 16))
+
+
+def test_spec_tokens_parse_options():
+    conv, pool, fc = parse_spec("c32k5p0s2-mp3-fc10")
+    assert (conv.width, conv.kernel, conv.padding, conv.stride) == (32, 5, 0, 2)
+    assert (pool.pool, pool.kernel) == ("max", 3)
+    assert fc.width == 10
+
+
+def test_pool_override_replaces_every_pool():
+    net = TTFSNet("c4-ap-c4-mp-fc3", (1, 8, 8), 3, pool="max")
+    assert [type(m).__name__ for m in net.stages.values()].count("MaxPool2d") == 2
+
+
+SHAPES = {"mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32),
+          "cifar100": (3, 32, 32), "dvsgesture": (2, 64, 64)}
+
+
+@pytest.mark.parametrize("dataset", sorted(DEFAULT_SPECS))
+def test_every_default_spec_builds_and_runs_one_step(dataset):
+    classes = parse_spec(DEFAULT_SPECS[dataset])[-1].width
+    encoder = "frames" if dataset == "dvsgesture" else "direct"
+    net = build_network(dataset, input_shape=SHAPES[dataset], num_classes=classes, T=2, encoder=encoder)
+    x = torch.rand(1, 2, *SHAPES[dataset]) if encoder == "frames" else torch.rand(1, *SHAPES[dataset])
+    logits = net(x).logits
+    logits.sum().backward()
+    assert logits.shape == (1, classes) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("decoder,init,norm,affine", list(itertools.product(
+    DECODERS.names(), ["ettfs", "kaiming", "default"], [True, False], [True, False]))[::3])
+def test_every_component_combination_trains_one_step(decoder, init, norm, affine):
+    torch.manual_seed(0)
+    net = TTFSNet("c4-ap-fc8-fc3", (1, 8, 8), 3, T=4, decoder=decoder, init=init, norm=norm, affine=affine)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in net.parameters()]
+    torch.nn.functional.cross_entropy(net(torch.rand(6, 1, 8, 8)).logits, torch.tensor([0, 1, 2] * 2)).backward()
+    opt.step()
+    assert any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))

@@ -1,0 +1,72 @@
+"""Output decoders (METHOD.md section 4), as functions of the output layer's ``[T, B, K]`` sequence.
+
+Every decoder gives ``partial_logits``: the logits it would output if inference stopped after step k, for
+k = 1..T, shape ``[T, B, K]``; the final logits are the last of them. This gives the accuracy-vs-step curve for
+free and defines early exit.
+
+* temporal weighting (TWD): logits_c = kappa sum_t w_t S_c[t], w strictly decreasing in t;
+* first-spike time: logits_c = -kappa/T * t_c, t_c the 1-based spike step, T + 1 when silent;
+* spike count: logits_c = kappa sum_t S_c[t];
+* membrane potential: ``out`` holds a non-spiking layer's currents, logits = V[t] = sum_{s <= t} I[s].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ttfs_lab.registry import check_choice
+
+TWD_WEIGHTS = ("linear", "exponential", "learnable")
+
+
+def twd_weights(T: int, kind: str = "linear", decay: float = 0.8) -> Tensor:
+    """w_t for t = 1..T: linear (T - t + 1) / T, or exponential decay^(t - 1). Strictly decreasing."""
+    check_choice("model.twd_weights", kind, TWD_WEIGHTS)
+    t = torch.arange(T, dtype=torch.float32)
+    if kind == "exponential":
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"model.twd_decay={decay} is not valid; use 0 < decay < 1")
+        return decay**t
+    return (T - t) / T
+
+
+def monotone_weights(raw: Tensor) -> Tensor:
+    """Learnable strictly decreasing weights: w_t = sum_{s >= t} softplus(raw_s) (a reverse cumsum)."""
+    return torch.nn.functional.softplus(raw).flip(0).cumsum(0).flip(0)
+
+
+def inverse_monotone_weights(w: Tensor) -> Tensor:
+    """The ``raw`` for which ``monotone_weights(raw) == w`` (w strictly decreasing, positive)."""
+    steps = w - torch.cat([w[1:], w.new_zeros(1)])
+    return torch.log(torch.expm1(steps))
+
+
+def weighted_partial_logits(out: Tensor, weights: Tensor, scale: float | Tensor) -> Tensor:
+    """cumsum_t (scale * w_t * S[t]) over ``[T, B, K]``."""
+    return (out * (weights.view(-1, 1, 1) * scale)).cumsum(0)
+
+
+def first_spike_partial_logits(out: Tensor, scale: float | Tensor) -> Tensor:
+    """-scale/T * t_c with t_c the 1-based first spike step seen so far, T + 1 when silent so far.
+
+    Written as a weighted sum so that it is differentiable through the spikes:
+    -(t_c) = sum_{s <= k} (T + 1 - s) S_c[s] - (T + 1).
+    """
+    T = out.shape[0]
+    w = torch.arange(T, 0, -1, dtype=out.dtype, device=out.device)  # T + 1 - s for s = 1..T
+    return (out * w.view(-1, 1, 1)).cumsum(0).sub(T + 1).mul(scale / T)
+
+
+def first_spike_steps(out: Tensor) -> Tensor:
+    """1-based step of each unit's first spike in ``[T, B, ...]``, T + 1 when silent; shape ``[B, ...]``."""
+    T = out.shape[0]
+    fired = out.detach() > 0
+    first = fired.to(torch.uint8).argmax(0) + 1
+    return torch.where(fired.any(0), first, torch.full_like(first, T + 1))
+
+
+def decision_steps(out: Tensor) -> Tensor:
+    """Per sample, the step at which the decision is made: the first output spike (1-based), T if none."""
+    T = out.shape[0]
+    return first_spike_steps(out).amin(-1).clamp(max=T)

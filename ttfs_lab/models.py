@@ -1,0 +1,245 @@
+"""Spec string -> TTFS network (METHOD.md section 7).
+
+A spec is tokens joined by ``-``:
+
+* ``c<channels>[k<kernel>][p<padding>][s<stride>]``: normalized conv (default 3x3, 'same' padding) + TTFS neuron;
+* ``ap[<k>]`` / ``mp[<k>]``: average / max pooling (window and stride k, default 2) of the spike maps;
+* ``fc<units>``: normalized linear + TTFS neuron; the last token is the output layer (units = classes).
+
+Example: ``c32-ap-c64-ap-fc256-fc10``. The network maps a batch (``[B, C, H, W]`` images, or
+``[B, T, C, H, W]`` event frames with ``encoder='frames'``) through an encoder, the layers over ``[T, B, ...]``
+and a decoder to logits, in one of two executions that compute the same function:
+``parallel`` (each layer over all T at once) or ``step`` (all layers advance together, one step at a time).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ttfs_lab.functional.encoding import ENCODERS
+from ttfs_lab.functional.neuron import MODES, NeuronParams
+from ttfs_lab.functional.stats import spike_summary
+from ttfs_lab.nn.decoders import build_decoder
+from ttfs_lab.nn.neuron import TTFSNeuron
+from ttfs_lab.nn.pooling import POOL_TOKENS, POOLS
+from ttfs_lab.nn.synapse import NormConv2d, NormLinear
+from ttfs_lab.registry import check_choice
+
+DEFAULT_SPECS = {
+    "mnist5k": "c32-ap-c64-ap-fc256-fc10",
+    "mnist": "c128-ap-c128-ap-fc2048-fc10",
+    "fashion_mnist": "c128-ap-c128-ap-fc2048-fc10",
+    "cifar10": "c64-ap-c128-ap-c256-c256-ap-c512-c512-ap-c512-c512-ap-fc512-fc10",
+    "cifar100": "c64-ap-c128-ap-c256-c256-ap-c512-c512-ap-c512-c512-ap-fc512-fc100",
+    "dvsgesture": "c128-ap-c128-ap-c128-ap-c128-ap-c128-ap-fc512-fc11",
+}
+SPEC_GRAMMAR = "c<channels>[k<kernel>][p<padding>][s<stride>], ap[<k>], mp[<k>], fc<units>"
+_TOKEN = re.compile(
+    r"^(?:c(?P<c>[1-9]\d*)(?:k(?P<k>[1-9]\d*))?(?:p(?P<p>\d+))?(?:s(?P<s>[1-9]\d*))?"
+    r"|(?P<pool>ap|mp)(?P<pk>[1-9]\d*)?|fc(?P<fc>[1-9]\d*))$"
+)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One parsed token: kind 'conv' | 'pool' | 'fc'."""
+
+    token: str
+    kind: str
+    width: int = 0
+    kernel: int = 3
+    padding: int = 1
+    stride: int = 1
+    pool: str = "avg"
+
+
+def parse_spec(spec: str) -> list[LayerSpec]:
+    """Parse a spec string; a bad one raises a one-line ``ValueError`` naming the token and the grammar."""
+    tokens = [t for t in spec.strip().split("-")] if spec.strip() else []
+    layers: list[LayerSpec] = []
+    for token in tokens:
+        m = _TOKEN.match(token)
+        if m is None:
+            raise ValueError(f"invalid model.spec {spec!r}: token {token!r} is not one of {SPEC_GRAMMAR}")
+        if m["c"]:
+            k = int(m["k"] or 3)
+            layers.append(LayerSpec(token, "conv", int(m["c"]), k, int(m["p"] if m["p"] is not None else k // 2), int(m["s"] or 1)))
+        elif m["pool"]:
+            k = int(m["pk"] or 2)
+            layers.append(LayerSpec(token, "pool", kernel=k, stride=k, padding=0, pool=POOL_TOKENS[m["pool"]]))
+        else:
+            layers.append(LayerSpec(token, "fc", int(m["fc"])))
+    if not layers or layers[-1].kind != "fc":
+        raise ValueError(f"invalid model.spec {spec!r}: it must end with the output layer fc<classes>, e.g. c32-ap-fc10")
+    seen_fc = False
+    for layer in layers:
+        if seen_fc and layer.kind != "fc":
+            raise ValueError(f"invalid model.spec {spec!r}: {layer.token!r} after a fully connected layer; convs and pools come first")
+        seen_fc |= layer.kind == "fc"
+    return layers
+
+
+class NetOutput(NamedTuple):
+    logits: Tensor  # [B, K]
+    out: Tensor  # [T, B, K]: output spikes (or currents for the membrane decoder)
+    stats: Optional[dict[str, dict[str, Tensor]]]  # layer name -> spike_summary, when recorded
+
+
+class TTFSNet(nn.Module):
+    """A TTFS network built from a spec string; every component is chosen by a typed argument.
+
+    Args:
+        spec: layer spec string (see module docstring).
+        input_shape: (C, H, W) of one image or frame.
+        num_classes: classes; must equal the width of the last ``fc``.
+        T: time steps.
+        encoder: ``direct`` | ``latency`` | ``frames`` (event data).
+        decoder: ``twd`` | ``first_spike`` | ``count`` | ``membrane``.
+        logit_scale: kappa; None = the decoder's default. learnable_scale: make kappa a parameter.
+        twd_weights: ``linear`` | ``exponential`` | ``learnable``; twd_decay: base of the exponential.
+        init: ``ettfs`` | ``kaiming`` | ``default``; init_gain: its gain; init_distribution: normal | uniform.
+        norm: weight normalization; affine: learnable gamma / beta.
+        pool: None keeps the spec's ``ap``/``mp``; ``avg`` or ``max`` replaces every pool (ablation).
+        theta, leak, surrogate, alpha: the neuron (METHOD.md section 1).
+        mode: ``auto`` | ``parallel`` | ``step``.
+    """
+
+    def __init__(self, spec: str, input_shape: tuple[int, int, int], num_classes: int, T: int = 8,
+                 encoder: str = "direct", decoder: str = "twd", logit_scale: Optional[float] = None,
+                 learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
+                 init: str = "ettfs", init_gain: float = 1.0, init_distribution: str = "normal", norm: bool = True,
+                 affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
+                 surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto") -> None:
+        super().__init__()
+        if T < 1:
+            raise ValueError(f"model.T={T} is not valid; use T >= 1")
+        self.T, self.encoder_name = T, encoder
+        self.encoder = ENCODERS[encoder]
+        self.mode = check_choice("model.mode", mode, MODES)
+        if pool is not None:
+            check_choice("model.pool", pool, POOLS.names())
+        self.decoder = build_decoder(decoder, T, logit_scale, learnable_scale, twd_weights, twd_decay)
+        layers = parse_spec(spec)
+        if layers[-1].width != num_classes:
+            raise ValueError(f"model.spec {spec!r} ends in {layers[-1].token} but the dataset has {num_classes} classes; end it with fc{num_classes}")
+        params = NeuronParams(theta, leak, surrogate, alpha)
+        synapse_kw = dict(T=T, init=init, init_gain=init_gain, norm=norm, affine=affine, distribution=init_distribution)
+        self.stages = nn.ModuleDict()
+        self._build(layers, tuple(input_shape), params, synapse_kw, pool)
+
+    def _build(self, layers, shape, params, synapse_kw, pool_override) -> None:
+        for i, layer in enumerate(layers, start=1):
+            name = f"layer{i}_{layer.token}"
+            last = i == len(layers)
+            if layer.kind == "pool":
+                kind = pool_override or layer.pool
+                self.stages[name] = POOLS[kind](layer.kernel, layer.stride)
+                shape = (shape[0], shape[1] // layer.kernel, shape[2] // layer.kernel)
+            elif layer.kind == "conv":
+                self.stages[f"{name}_syn"] = NormConv2d(shape[0], layer.width, kernel_size=layer.kernel,
+                                                        padding=layer.padding, stride=layer.stride, **synapse_kw)
+                h = (shape[1] + 2 * layer.padding - layer.kernel) // layer.stride + 1
+                w = (shape[2] + 2 * layer.padding - layer.kernel) // layer.stride + 1
+                shape = (layer.width, h, w)
+            else:
+                if len(shape) == 3:
+                    self.stages[f"{name}_flat"] = nn.Flatten()
+                    shape = (shape[0] * shape[1] * shape[2],)
+                self.stages[f"{name}_syn"] = NormLinear(shape[0], layer.width, **synapse_kw)
+                shape = (layer.width,)
+            if min(shape) < 1:
+                raise ValueError(f"model.spec: {layer.token} ({name}) shrinks the input to nothing {shape}; use fewer pools or a larger input")
+            if layer.kind != "pool" and not (last and not self.decoder.spiking):
+                self.stages[name] = TTFSNeuron(self.T, params, self.mode)
+
+    # --- execution -------------------------------------------------------------------------------------------
+    def forward(self, x: Tensor, record: bool = False, mode: Optional[str] = None) -> NetOutput:
+        """``x``: ``[B, C, H, W]`` (or ``[B, T, C, H, W]`` frames) -> logits ``[B, K]`` (+ output, stats)."""
+        h = self.encode(x)
+        mode = check_choice("mode", mode or self.mode, MODES)
+        out, stats = (self._forward_step if mode == "step" else self._forward_parallel)(h, record)
+        if out.shape[0] == 1:
+            out = out.expand(self.T, *out.shape[1:])
+        return NetOutput(self.decoder(out), out, stats)
+
+    def encode(self, x: Tensor) -> Tensor:
+        expected = 5 if self.encoder_name == "frames" else 4
+        if x.dim() != expected:
+            layout = "[B, T, C, H, W]" if expected == 5 else "[B, C, H, W]"
+            raise ValueError(f"input must be {layout} for encoder {self.encoder_name!r}, got shape {tuple(x.shape)}")
+        return self.encoder(x, self.T)
+
+    def _forward_parallel(self, h: Tensor, record: bool):
+        stats = {} if record else None
+        for name, stage in self.stages.items():
+            if isinstance(stage, TTFSNeuron):
+                h = stage(h)
+            else:
+                steps, batch = h.shape[:2]
+                h = stage(h.flatten(0, 1))
+                h = h.view(steps, batch, *h.shape[1:])
+            if record and self._is_recorded(name, stage) and h.shape[0] == self.T:
+                stats[name] = spike_summary(h)
+        return h, stats
+
+    def _forward_step(self, h: Tensor, record: bool):
+        stages = list(self.stages.items())
+        start = 0
+        if h.shape[0] == 1:  # time-invariant input: the stages before the first neuron run once
+            z0 = h[0]
+            while start < len(stages) and not isinstance(stages[start][1], TTFSNeuron):
+                z0 = stages[start][1](z0)
+                start += 1
+        states: dict[str, object] = {}
+        seqs: dict[str, list[Tensor]] = {}
+        for t in range(self.T):
+            z = z0 if h.shape[0] == 1 else h[t]
+            for name, stage in stages[(start if h.shape[0] == 1 else 0):]:
+                if isinstance(stage, TTFSNeuron):
+                    z, states[name] = stage.step(z, states.get(name))
+                else:
+                    z = stage(z)
+                if record and self._is_recorded(name, stage):
+                    seqs.setdefault(name, []).append(z)
+            seqs.setdefault("__out__", []).append(z)
+        out = torch.stack(seqs.pop("__out__"))
+        stats = {name: spike_summary(torch.stack(seq)) for name, seq in seqs.items()} if record else None
+        return out, stats
+
+    @staticmethod
+    def _is_recorded(name: str, stage: nn.Module) -> bool:
+        return isinstance(stage, (TTFSNeuron, nn.AvgPool2d, nn.MaxPool2d))
+
+    # --- introspection and inference -------------------------------------------------------------------------
+    def recorded_layers(self) -> list[str]:
+        return [n for n, s in self.stages.items() if self._is_recorded(n, s)]
+
+    def set_mode(self, mode: str) -> "TTFSNet":
+        self.mode = check_choice("model.mode", mode, MODES)
+        for stage in self.stages.values():
+            if isinstance(stage, TTFSNeuron):
+                stage.mode = mode
+        return self
+
+    def fold(self) -> "TTFSNet":
+        """A copy whose normalized layers are folded into plain ``nn.Conv2d`` / ``nn.Linear`` (same spikes)."""
+        folded = copy.deepcopy(self)
+        for name, stage in folded.stages.items():
+            if isinstance(stage, (NormConv2d, NormLinear)):
+                folded.stages[name] = stage.fold()
+        return folded
+
+
+def build_network(dataset: Optional[str] = None, spec: Optional[str] = None, **kwargs) -> TTFSNet:
+    """``TTFSNet`` with the dataset's default spec when ``spec`` is None."""
+    if spec is None:
+        if dataset not in DEFAULT_SPECS:
+            raise ValueError(f"no default model.spec for dataset {dataset!r}; set model.spec or use one of: {', '.join(DEFAULT_SPECS)}")
+        spec = DEFAULT_SPECS[dataset]
+    return TTFSNet(spec, **kwargs)
