@@ -1,0 +1,121 @@
+"""MNIST, Fashion-MNIST, CIFAR-10/100 DataModules on fabricated files in torchvision's on-disk layout."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets.cifar
+import torchvision.datasets.mnist
+
+from ttfs_lab.data import CIFAR10, CIFAR100, MNIST, FashionMNIST
+from ttfs_lab.errors import DataError
+
+# class, fixture that fabricates its files, (n_train, n_test) fabricated there
+CASES = {
+    "mnist": (MNIST, "mnist_dir", (64, 32)),
+    "fashion_mnist": (FashionMNIST, "fashion_dir", (64, 32)),
+    "cifar10": (CIFAR10, "cifar10_dir", (50, 20)),
+    "cifar100": (CIFAR100, "cifar100_dir", (200, 40)),
+}
+
+
+def make(name, request, **kwargs):
+    cls, fixture, sizes = CASES[name]
+    dm = cls(data_dir=str(request.getfixturevalue(fixture)), batch_size=16, **kwargs)
+    dm.prepare_data()  # files are present: must not try to download
+    dm.setup("fit")
+    dm.setup("test")
+    return dm, sizes
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_batches_have_declared_shape_dtype_range_and_labels(name, request):
+    dm, _ = make(name, request)
+    for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
+        x, y = next(iter(loader))
+        assert x.dtype == torch.float32 and x.shape[1:] == dm.input_shape
+        assert x.min() >= 0 and x.max() <= 1 and x.max() > 0.5
+        assert y.dtype == torch.int64 and 0 <= y.min() and y.max() < dm.num_classes
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_val_split_comes_from_train_files_disjoint_and_seeded(name, request):
+    dm, (n_train, n_test) = make(name, request)
+    train, val = dm.split["train"], dm.split["val"]
+    assert len(train) + len(val) == n_train and len(val) == round(0.1 * n_train)
+    assert set(train).isdisjoint(val)
+    assert len(dm.test_set) == n_test
+    again = type(dm)(data_dir=dm.data_dir)
+    again.setup("fit")
+    other = type(dm)(data_dir=dm.data_dir, seed=1)
+    other.setup("fit")
+    assert np.array_equal(again.split["val"], val) and not np.array_equal(other.split["val"], val)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_train_is_augmented_but_val_is_not(name, request):
+    dm, _ = make(name, request)
+    assert dm.train_set.dataset is not dm.val_set.dataset
+    assert dm.train_set.dataset.data is dm.val_set.dataset.data  # the images are loaded once
+    i = dm.split["train"][0]
+    raw = torch.from_numpy(dm.train_set.dataset.data[i]).permute(2, 0, 1).float() / 255
+    draws = [dm.train_set[0][0] for _ in range(10)]
+    assert any(not torch.equal(d, raw) for d in draws)
+    j = dm.split["val"][0]
+    raw_val = torch.from_numpy(dm.val_set.dataset.data[j]).permute(2, 0, 1).float() / 255
+    assert all(torch.allclose(dm.val_set[0][0], raw_val) for _ in range(5))
+    assert torch.allclose(dm.test_set[0][0], torch.from_numpy(dm.test_set.data[0]).permute(2, 0, 1).float() / 255)
+
+
+def test_mnist_is_not_augmented_by_default(request):
+    dm, _ = make("mnist", request)
+    i = dm.split["train"][0]
+    x = dm.train_set[0][0]
+    assert type(x) is torch.Tensor  # a plain tensor, not a torchvision tv_tensors.Image
+    assert torch.allclose(x, dm.train_set.dataset.data[i][None].float() / 255)
+
+
+def test_normalize_standardizes_the_images(request):
+    dm, _ = make("cifar10", request, normalize=True)
+    x, _ = next(iter(dm.test_dataloader()))
+    assert x.min() < 0 and x.max() > 1
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_one_training_and_one_test_step(name, request, one_step):
+    cls, fixture, _ = CASES[name]
+    before, after, metrics = one_step(cls(data_dir=str(request.getfixturevalue(fixture)), batch_size=8))
+    assert not torch.equal(before, after)
+    assert "test/acc" in metrics
+
+
+def _network_down(*args, **kwargs):
+    raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+
+@pytest.mark.parametrize(
+    "cls, module, folder",
+    [
+        (MNIST, torchvision.datasets.mnist, "MNIST/raw"),
+        (FashionMNIST, torchvision.datasets.mnist, "FashionMNIST/raw"),
+        (CIFAR10, torchvision.datasets.cifar, "cifar-10-batches-py"),
+        (CIFAR100, torchvision.datasets.cifar, "cifar-100-python"),
+    ],
+)
+def test_missing_files_and_failed_download_raise_one_line_data_error(cls, module, folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(module, "download_and_extract_archive", _network_down)
+    dm = cls(data_dir=str(tmp_path))
+    with pytest.raises(DataError) as info:
+        dm.prepare_data()
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"could not download {cls.dataset_cls.__name__} into {tmp_path}/{folder}" in message
+    assert "Temporary failure in name resolution" in message and "data.data_dir" in message
+
+
+def test_setup_without_files_raises_data_error_naming_the_folder(tmp_path):
+    with pytest.raises(DataError, match=f"MNIST not found or corrupt in {tmp_path}/MNIST/raw"):
+        MNIST(data_dir=str(tmp_path)).setup("fit")

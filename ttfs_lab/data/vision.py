@@ -1,0 +1,147 @@
+"""MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 from torchvision, one shared DataModule class.
+
+Files live in torchvision's own layout under `data_dir` (`MNIST/raw/`, `FashionMNIST/raw/`,
+`cifar-10-batches-py/`, `cifar-100-python/`); `prepare_data` downloads them when missing.
+Batches: `x` float32 `[B, C, H, W]` in [0, 1] (unless `normalize`), `y` int64 `[B]`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Subset
+from torchvision import datasets
+from torchvision.datasets.vision import StandardTransform
+from torchvision.transforms import v2
+
+from ttfs_lab.data.base import TTFSDataModule, split_indices
+from ttfs_lab.errors import DataError, first_line
+
+
+class TorchvisionDataModule(TTFSDataModule):
+    """A torchvision image set; subclasses only name the dataset and its constants.
+
+    Args:
+        data_dir, batch_size, num_workers, val_fraction, seed, pin_memory: see `TTFSDataModule`.
+        augment: training-set augmentation. None = the dataset's standard: RandomCrop(32, padding=4) +
+            RandomHorizontalFlip for CIFAR, none for MNIST / Fashion-MNIST. True on MNIST / Fashion-MNIST:
+            random shifts of up to 2 pixels. The validation split (taken from the training files) is never
+            augmented.
+        normalize: subtract the dataset mean and divide by its std per channel (off: x stays in [0, 1]).
+    """
+
+    dataset_cls: type = datasets.MNIST
+    folder: str = "MNIST/raw"  # where the files lie under data_dir, for error messages
+    files_hint: str = "the four uncompressed IDX files (train-images-idx3-ubyte, ...)"
+    cifar_like: bool = False
+    mean: tuple[float, ...] = (0.1307,)
+    std: tuple[float, ...] = (0.3081,)
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        pin_memory: bool = False,
+        augment: bool | None = None,
+        normalize: bool = False,
+    ) -> None:
+        super().__init__(data_dir, batch_size, num_workers, val_fraction, seed, pin_memory)
+        self.augment = self.cifar_like if augment is None else augment
+        self.normalize = normalize
+        self.save_hyperparameters()
+
+    @property
+    def location(self) -> str:
+        """The folder that holds the dataset's files."""
+        return os.path.join(self.data_dir, self.folder)
+
+    def prepare_data(self) -> None:
+        """Download the train and test files into `data_dir` unless they are there already."""
+        for train in (True, False):
+            try:
+                self.dataset_cls(self.data_dir, train=train, download=True)
+            except Exception as exc:  # any failure of torchvision's download or check becomes one line
+                raise DataError(
+                    f"could not download {self.dataset_cls.__name__} into {self.location} ({first_line(exc)}): "
+                    f"connect to the network, or place {self.files_hint} there (see README), "
+                    "or set data.data_dir"
+                ) from exc
+
+    def _open(self, train: bool, transform) -> torch.utils.data.Dataset:
+        try:
+            return self.dataset_cls(self.data_dir, train=train, transform=transform, download=False)
+        except Exception as exc:
+            raise DataError(
+                f"{self.dataset_cls.__name__} not found or corrupt in {self.location} ({first_line(exc)}): "
+                f"run prepare_data() (the Trainer does), or place {self.files_hint} there, or set data.data_dir"
+            ) from exc
+
+    def transform(self, train: bool) -> v2.Compose:
+        """PIL image -> float32 `[C, H, W]` in [0, 1]; augmentation only when `train`."""
+        steps: list = [v2.ToImage()]
+        if train and self.augment:
+            size = self.input_shape[-1]
+            if self.cifar_like:
+                steps += [v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()]
+            else:
+                steps += [v2.RandomCrop(size, padding=2)]
+        steps.append(v2.ToDtype(torch.float32, scale=True))
+        if self.normalize:
+            steps.append(v2.Normalize(self.mean, self.std))
+        steps.append(v2.ToPureTensor())
+        return v2.Compose(steps)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Train/val from the training files (two dataset objects, one augmented); test from the test files."""
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            augmented = self._open(True, self.transform(True))
+            plain = copy.copy(augmented)  # a second dataset object over the same image arrays (no second load)
+            plain.transform = self.transform(False)
+            plain.transforms = StandardTransform(plain.transform, None)
+            train, val = split_indices(np.asarray(plain.targets), self.val_fraction, self.seed)
+            self.split = {"train": train, "val": val}
+            self.train_set = Subset(augmented, train.tolist())
+            self.val_set = Subset(plain, val.tolist())
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self._open(False, self.transform(False))
+
+
+class MNIST(TorchvisionDataModule):
+    __doc__ = "MNIST handwritten digits, 1x28x28, 10 classes, 60k train / 10k test.\n" + TorchvisionDataModule.__doc__
+    dataset_cls = datasets.MNIST
+    folder = "MNIST/raw"
+    name, num_classes, input_shape = "mnist", 10, (1, 28, 28)
+
+
+class FashionMNIST(TorchvisionDataModule):
+    __doc__ = "Fashion-MNIST, 1x28x28, 10 classes, 60k train / 10k test.\n" + TorchvisionDataModule.__doc__
+    dataset_cls = datasets.FashionMNIST
+    folder = "FashionMNIST/raw"
+    name, num_classes, input_shape = "fashion_mnist", 10, (1, 28, 28)
+    mean, std = (0.2860,), (0.3530,)
+
+
+class CIFAR10(TorchvisionDataModule):
+    __doc__ = "CIFAR-10, 3x32x32, 10 classes, 50k train / 10k test.\n" + TorchvisionDataModule.__doc__
+    dataset_cls = datasets.CIFAR10
+    folder = "cifar-10-batches-py"
+    files_hint = "cifar-10-python.tar.gz or its extracted batches"
+    cifar_like = True
+    name, num_classes, input_shape = "cifar10", 10, (3, 32, 32)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+class CIFAR100(TorchvisionDataModule):
+    __doc__ = "CIFAR-100 (fine labels), 3x32x32, 100 classes, 50k train / 10k test.\n" + TorchvisionDataModule.__doc__
+    dataset_cls = datasets.CIFAR100
+    folder = "cifar-100-python"
+    files_hint = "cifar-100-python.tar.gz or its extracted files"
+    cifar_like = True
+    name, num_classes, input_shape = "cifar100", 100, (3, 32, 32)
+    mean, std = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
