@@ -1,0 +1,43 @@
+"""Run records and the offline comparison dashboard.
+
+``records`` (json/yaml/pathlib only) reads ``runs/<run_id>/`` and ablation tables; ``dashboard`` (plotly)
+writes one self-contained HTML page comparing runs. The dashboard is imported lazily so that the ablation
+runner and the sweep code can use the records without importing plotly.
+"""
+
+from .records import (
+    RunRecord,
+    config_differences,
+    final_metrics,
+    find_runs,
+    flatten,
+    load_ablation,
+    load_run,
+    looks_like_run,
+)
+
+__all__ = [
+    "RunRecord",
+    "load_run",
+    "find_runs",
+    "looks_like_run",
+    "flatten",
+    "config_differences",
+    "final_metrics",
+    "load_ablation",
+    "build_dashboard",
+    "compare",
+    "pareto_front",
+]
+
+
+def __getattr__(name: str):
+    if name in ("build_dashboard", "compare"):
+        from . import dashboard
+
+        return getattr(dashboard, name)
+    if name == "pareto_front":
+        from .figures import pareto_front
+
+        return pareto_front
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

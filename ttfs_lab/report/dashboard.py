@@ -1,0 +1,382 @@
+"""One self-contained, offline HTML page comparing runs (and ablation tables).
+
+plotly.js is embedded inline once; every figure is a ``<div class="plot" id=...>`` filled by
+``Plotly.newPlot`` from the figure's JSON. All record text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import html
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .figures import (
+    ablation_bars,
+    acc_vs_step,
+    layer_firing,
+    learning_curves,
+    pareto_scatter,
+    run_colors,
+    run_labels,
+    slug,
+    spike_time_histograms,
+)
+from .records import (
+    RunRecord,
+    config_differences,
+    final_metrics,
+    find_runs,
+    load_ablation,
+    load_run,
+)
+
+__all__ = ["build_dashboard", "compare", "find_ablations", "runs_table", "ablation_table"]
+
+_COMPONENTS = ("init", "norm", "affine", "decoder", "pool")
+_METRIC_COLS = [  # (key in final_metrics, header, formatter)
+    ("test/acc", "test acc", lambda v: f"{v:.2%}"),
+    ("val/acc_best", "val acc best", lambda v: f"{v:.2%}"),
+    ("test/decision_step", "decision step", lambda v: f"{v:.2f}"),
+    ("spikes_per_neuron", "spikes / neuron", lambda v: f"{v:.3f}"),
+    ("violations", "violations", lambda v: f"{v:g}"),
+    ("epochs", "epochs", lambda v: f"{v:d}"),
+    ("wall_s", "wall time", lambda v: _duration(v)),
+    ("throughput", "samples / s", lambda v: f"{v:,.0f}"),
+]
+_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def _e(text) -> str:
+    return html.escape("" if text is None else str(text))
+
+
+def _duration(s: float) -> str:
+    s = float(s)
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.2f} h"
+
+
+def _value(v) -> str:
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, default=str)
+    if v is None:
+        return "null"
+    return str(v)
+
+
+def runs_table(records: Sequence[RunRecord], colors: Sequence[str], diff_keys: Sequence[str]) -> str:
+    """The ``#runs-table`` HTML: one ``tr[data-run-id]`` per record; differing config keys as ``td.diff``."""
+    head = ["", "run id", "name", "dataset", "status"]
+    cells = "".join(f"<th>{_e(h)}</th>" for h in head)
+    cells += "".join(f'<th class="num">{_e(h)}</th>' for _, h, _ in _METRIC_COLS)
+    cells += "<th>components</th>"
+    cells += "".join(f'<th class="diff" title="config key that differs across runs">{_e(k)}</th>' for k in diff_keys)
+    out = [f'<table id="runs-table" class="sortable"><thead><tr>{cells}</tr></thead><tbody>']
+    modes = {k: _mode([_value(r.config[k]) for r in records if r.config and k in r.config]) for k in diff_keys}
+    for rec, color in zip(records, colors):
+        bad = not rec.ok
+        cls = f"status-{_e(rec.status)}" + (" problem-row" if bad else "")
+        row = [f'<td><span class="swatch" style="background:{color}"></span></td>']
+        row.append(f'<td class="mono nowrap">{_e(rec.run_id)}</td>')
+        tags = rec.meta.get("tags") if isinstance(rec.meta.get("tags"), list) else []
+        group = rec.meta.get("group")
+        extra = " ".join(f'<span class="tag">{_e(t)}</span>' for t in ([f"group: {group}"] if group else []) + tags)
+        row.append(f"<td>{_e(rec.name)}{'<br>' + extra if extra else ''}</td>")
+        row.append(f"<td>{_e(rec.dataset)}</td>")
+        status = f'<span class="badge {_e(rec.status)}">{_e(rec.status)}</span>'
+        if rec.problem:
+            status += f'<div class="problem">{"⚠ " if bad else ""}{_e(rec.problem)}</div>'
+        row.append(f'<td class="status">{status}</td>')
+        m = final_metrics(rec)
+        for key, _, fmt in _METRIC_COLS:
+            v = m.get(key)
+            shown = fmt(v) if v is not None and (key != "epochs" or v) else "–"
+            sort = "" if v is None else f' data-sort="{v}"'
+            row.append(f'<td class="num"{sort}>{_e(shown)}</td>')
+        row.append(f'<td class="nowrap">{_component_chips(rec.components)}</td>')
+        for k in diff_keys:
+            if not rec.config:
+                row.append('<td class="diff na">–</td>')
+                continue
+            v = _value(rec.config[k]) if k in rec.config else "(absent)"
+            odd = " odd" if v != modes[k] else ""
+            row.append(f'<td class="diff{odd}">{_e(v)}</td>')
+        out.append(f'<tr class="{cls}" data-run-id="{_e(rec.run_id)}">{"".join(row)}</tr>')
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _component_chips(comp: dict) -> str:
+    """Compact chips: values for init/decoder/pool, the name (or ``no-name``) for boolean switches."""
+    chips = []
+    for k in _COMPONENTS:
+        if k not in comp:
+            continue
+        v = comp[k]
+        if isinstance(v, bool):
+            text, cls = (k, "chip") if v else (f"no-{k}", "chip off")
+        else:
+            text, cls = _value(v), "chip"
+        chips.append(f'<span class="{cls}" title="{_e(k)}: {_e(_value(v))}">{_e(text)}</span>')
+    extra = [k for k in comp if k not in _COMPONENTS]
+    chips += [f'<span class="chip" title="{_e(k)}">{_e(k)}: {_e(_value(comp[k]))}</span>' for k in extra]
+    return "".join(chips)
+
+
+def _mode(values: list[str]) -> str | None:
+    return max(values, key=values.count) if values else None
+
+
+def _num(v, fmt: str) -> str:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return format(v, fmt)
+    return "–"
+
+
+def _pm(row: dict, key: str, fmt: str) -> str:
+    """``mean ± std`` of ``key_mean``/``key_std``; ``–`` without a mean."""
+    mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
+    if _num(mean, fmt) == "–":
+        return "–"
+    return _num(mean, fmt) + ("" if _num(std, fmt) == "–" else f" ± {_num(std, fmt)}")
+
+
+def ablation_table(table: dict) -> str:
+    """Plain HTML table of an ablation study's numbers."""
+    head = ["row", "kind", "seeds ok", "test acc", "decision step", "spikes / neuron", "status", "runs"]
+    out = ['<table class="ablation"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"]
+    for r in table.get("rows", []):
+        acc, step = _pm(r, "test/acc", ".2%"), _pm(r, "test/decision_step", ".2f")
+        spn = _pm(r, "spikes_per_neuron", ".3f")
+        runs = r.get("runs") if isinstance(r.get("runs"), list) else []
+        status = str(r.get("status", ""))
+        out.append(
+            f'<tr class="status-{_e(status)}"><td>{_e(r.get("row"))}</td><td>{_e(r.get("kind"))}</td>'
+            f'<td class="num">{_e(r.get("n_ok", "?"))}/{_e(r.get("seeds", "?"))}</td>'
+            f'<td class="num">{_e(acc)}</td><td class="num">{_e(step)}</td><td class="num">{_e(spn)}</td>'
+            f'<td><span class="badge {_e(status)}">{_e(status)}</span></td>'
+            f'<td class="mono small">{_e(", ".join(map(str, runs)))}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _plot(div_id: str, fig) -> str:
+    spec = fig.to_json().replace("</", "<\\/").replace("<!--", "<\\!--")
+    return (
+        f'<div class="plot" id="{div_id}"></div>\n'
+        f"<script>(function(){{var f={spec};"
+        f"Plotly.newPlot({json.dumps(div_id)},f.data,f.layout,{json.dumps(_PLOT_CONFIG)});}})();</script>"
+    )
+
+
+def _section(sec_id: str, title: str, body: str, note: str = "") -> str:
+    note_html = f'<p class="note">{note}</p>' if note else ""
+    return f'<section id="{sec_id}"><h2>{_e(title)}</h2>{note_html}{body}</section>'
+
+
+def build_dashboard(
+    run_paths: Iterable[Path],
+    out: Path,
+    ablation_tables: Iterable[Path] = (),
+    title: str = "ttfs-lab runs",
+) -> Path:
+    """Write the comparison page for ``run_paths`` (and ablation ``table.json`` paths) to ``out``."""
+    import plotly.offline
+
+    records = [load_run(p) for p in run_paths]
+    tables = [load_ablation(p) for p in ablation_tables]
+    colors, labels = run_colors(records), run_labels(records)
+    diff_keys = config_differences(records)
+
+    sections, nav = [], []
+
+    def add(sec_id, sec_title, body, note=""):
+        sections.append(_section(sec_id, sec_title, body, note))
+        nav.append(f'<a href="#{sec_id}">{_e(sec_title)}</a>')
+
+    counts = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    summary = ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items())) or "no runs found"
+    body = runs_table(records, colors, diff_keys) if records else '<p class="empty">No runs matched.</p>'
+    legend = (
+        f"{len(records)} run(s): {summary}. Highlighted columns are config keys that differ across runs "
+        "(darker: differs from the most common value). Click a header to sort."
+    )
+    add("runs", "Runs", f'<div class="scroll">{body}</div>', legend)
+
+    figures = [
+        ("curves", "Learning curves", "plot-curves", learning_curves, "Per epoch, from metrics.jsonl."),
+        ("pareto", "Accuracy vs latency", "plot-pareto", pareto_scatter,
+         ("Test accuracy against the mean decision step (first output spike). The dashed line joins the "
+         "Pareto-optimal runs (highest accuracy for the fewest steps); they are circled.")),
+        ("acc-vs-step", "Accuracy vs step", "plot-acc-vs-step", acc_vs_step,
+         "Test accuracy when inference stops after step k (test/acc_vs_step)."),
+        ("firing", "Per-layer firing", "plot-firing", layer_firing,
+         ("Test set. A TTFS layer fires at most once per neuron: bars above the dotted line at 1 "
+         "mean single-spike violations (e.g. max pooling).")),
+        ("spike-hist", "Spike-time histograms", "plot-spike-hist", spike_time_histograms,
+         "Test set, per layer: fraction of neurons whose first spike is at step 1..T; the last bin is silent."),
+    ]
+    for sec_id, sec_title, div_id, builder, note in figures:
+        fig = builder(records, colors, labels)
+        if fig is not None:
+            add(sec_id, sec_title, _plot(div_id, fig), _e(note))
+
+    seen_ids: set[str] = set()
+    for t in tables:
+        base = f"ablation-{slug(t['study'])}"
+        sec_id, n = base, 2
+        while sec_id in seen_ids:
+            sec_id, n = f"{base}-{n}", n + 1
+        seen_ids.add(sec_id)
+        parts = []
+        if t.get("problem"):
+            parts.append(f'<p class="problem">⚠ {_e(t["path"])}: {_e(t["problem"])}</p>')
+        fig = ablation_bars(t)
+        if fig is not None:
+            parts.append(_plot(f"plot-{sec_id}", fig))
+        if t["rows"]:
+            parts.append(ablation_table(t))
+        note = f"dataset {_e(t['dataset'])}; " if t.get("dataset") else ""
+        note += f"mean ± std over seeds; from {_e(t['path'])}"
+        add(sec_id, f"Ablation: {t['study']}", "\n".join(parts), note)
+
+    page = _PAGE.format(
+        title=_e(title),
+        generated=_e(_dt.datetime.now().strftime("%Y-%m-%d %H:%M")),
+        nav=" ".join(nav),
+        css=_CSS,
+        plotlyjs=plotly.offline.get_plotlyjs(),
+        sections="\n".join(sections),
+        js=_SORT_JS,
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def find_ablations(patterns: Iterable[str]) -> list[Path]:
+    """``table.json`` files named by patterns: the file itself, a study folder, an ``ablations/`` folder,
+    or a runs folder holding ``ablations/*/table.json``."""
+    found: dict[Path, Path] = {}
+    for pat in patterns:
+        matches = sorted(glob.glob(str(pat), recursive=True)) if glob.has_magic(str(pat)) else [str(pat)]
+        for m in map(Path, matches):
+            cands = []
+            if m.is_file() and m.name == "table.json":
+                cands = [m]
+            elif m.is_dir():
+                cands = [m / "table.json"] + sorted(m.glob("*/table.json")) + sorted(m.glob("ablations/*/table.json"))
+            for c in cands:
+                if c.is_file():
+                    found.setdefault(c.resolve(), c)
+    return sorted(found.values(), key=str)
+
+
+def compare(patterns: Sequence[str], out: str = "reports/compare.html", ablations: Sequence[str] = ()) -> Path:
+    """Resolve run patterns (dirs, globs, parent folders such as ``runs``), add the ablation tables found
+    among them (``runs/ablations/*/table.json``) and in ``ablations``, build the page, print its path."""
+    runs = find_runs(patterns)
+    tables = find_ablations(list(patterns) + list(ablations))
+    path = build_dashboard(runs, Path(out), ablation_tables=tables)
+    print(path)
+    return path
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{css}</style>
+<script>{plotlyjs}</script>
+</head><body>
+<header><h1>{title}</h1><div class="meta">generated {generated} · ttfs-lab</div><nav>{nav}</nav></header>
+<main>
+{sections}
+</main>
+<script>{js}</script>
+</body></html>
+"""
+
+_CSS = """
+:root { --fg:#1f2328; --muted:#59636e; --line:#d8dee4; --bg:#f6f8fa; --diff:#fff4c2; --odd:#ffd866; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--fg);
+  background:var(--bg); }
+header { background:#24292f; color:#fff; padding:14px 28px 10px; }
+header h1 { margin:0; font-size:22px; font-weight:600; }
+header .meta { color:#b6bec8; font-size:12px; margin:2px 0 8px; }
+nav a { color:#c9e0ff; margin-right:14px; font-size:13px; text-decoration:none; }
+nav a:hover { text-decoration:underline; }
+main { max-width:1500px; margin:0 auto; padding:10px 24px 40px; }
+section { background:#fff; border:1px solid var(--line); border-radius:8px; margin:18px 0; padding:12px 18px 16px; }
+h2 { font-size:17px; margin:4px 0 8px; font-weight:600; }
+.note { color:var(--muted); font-size:12.5px; margin:0 0 10px; }
+.scroll { overflow-x:auto; }
+table { border-collapse:collapse; font-size:13px; width:100%; }
+th, td { padding:5px 9px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
+th { background:#f0f3f6; font-weight:600; white-space:nowrap; position:sticky; top:0; }
+table.sortable th { cursor:pointer; user-select:none; }
+table.sortable th:hover { background:#e4e9ee; }
+td.num, th.num { text-align:right; white-space:nowrap; font-variant-numeric:tabular-nums; }
+th.diff { background:#fbe7a1; }
+td.diff { background:var(--diff); font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:12px; }
+td.diff.odd { background:var(--odd); font-weight:600; }
+td.diff.na { background:#f3f3f3; color:#999; }
+tr:hover td { filter:brightness(0.97); }
+tr.problem-row td { background:#fff0f0; }
+tr.problem-row td.diff { background:#fbe3e3; }
+.mono { font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:12px; }
+.small { font-size:11px; color:var(--muted); }
+.swatch { display:inline-block; width:12px; height:12px; border-radius:3px; margin-top:3px; }
+.chip, .tag { display:inline-block; border:1px solid var(--line); border-radius:10px; padding:0 7px; margin:1px 2px;
+  font-size:11.5px; background:#f6f8fa; white-space:nowrap; }
+.tag { background:#eef4ff; border-color:#c8dafc; }
+.badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; color:#fff;
+  background:#6e7781; }
+.badge.finished, .badge.ok { background:#1a7f37; }
+.badge.running { background:#0969da; }
+.badge.partial, .badge.interrupted { background:#bf8700; }
+.badge.failed, .badge.corrupt { background:#cf222e; }
+.badge.incomplete { background:#8250df; }
+.problem { color:#a40e26; font-size:12px; margin-top:3px; white-space:normal; overflow-wrap:anywhere; }
+td.status { min-width:220px; max-width:380px; }
+.nowrap { white-space:nowrap; }
+.chip.off { color:#8c959f; text-decoration:line-through; background:#fff; }
+.empty { color:var(--muted); font-style:italic; }
+.plot { width:100%; min-height:300px; }
+table.ablation { margin-top:10px; }
+"""
+
+_SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var dir = th.dataset.dir ? (th.dataset.dir === 'asc' ? -1 : 1) : (th.classList.contains('num') ? -1 : 1);
+      th.dataset.dir = dir === 1 ? 'asc' : 'desc';
+      function key(r) {
+        var c = r.cells[col]; if (!c) return '';
+        if (c.dataset.sort !== undefined) return parseFloat(c.dataset.sort);
+        return c.textContent.trim().toLowerCase();
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (typeof x === 'number' && typeof y === 'number') return dir * (x - y);
+        if (typeof x === 'number') return -1; if (typeof y === 'number') return 1;
+        return dir * String(x).localeCompare(String(y));
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
