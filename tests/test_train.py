@@ -1,0 +1,87 @@
+"""train(config): the run record, resume after a crash, NaN handling, and one-line config errors."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ttfs_lab.errors import ConfigError, NonFiniteLossError
+from ttfs_lab.train import train
+
+
+def run_dirs(config):
+    return sorted(p for p in Path(config["run"]["dir"]).iterdir() if p.is_dir())
+
+
+def test_fit_writes_a_complete_run_record(tiny_config):
+    summary = train(tiny_config)
+    (run,) = run_dirs(tiny_config)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "finished" and meta["dataset"] == "mnist5k" and meta["T"] == 4
+    assert meta["components"] == {"init": "ettfs", "norm": True, "affine": True, "decoder": "twd", "pool": "avg"}
+    epochs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    assert all(0 <= e["val/acc"] <= 1 and "val/decision_step" in e and "train/loss" in e for e in epochs)
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["test/acc"] == pytest.approx(summary["test/acc"])
+    assert len(saved["test/acc_vs_step"]) == 4 and saved["test/acc_vs_step"][-1] == pytest.approx(saved["test/acc"])
+    assert set(saved["test/spikes_per_neuron"]) == {"layer1_c4", "layer2_ap", "layer3_fc16", "layer4_fc10"}
+    assert all(v <= 1 for v in saved["test/spikes_per_neuron"].values())
+    assert all(len(h) == 5 for h in saved["test/spike_time_hist"].values())
+    assert (run / "checkpoints" / "best.ckpt").exists() and (run / "checkpoints" / "last.ckpt").exists()
+    config_text = (run / "config.yaml").read_text()
+    assert "spec: c4-ap-fc16-fc10" in config_text and "class_path: ttfs_lab.data.MNIST5k" in config_text
+
+
+def test_rerunning_a_finished_run_does_not_train_again(tiny_config):
+    tiny_config["run"]["id"] = "done"
+    first = train(tiny_config)
+    again = train(tiny_config)
+    assert again["test/acc"] == first["test/acc"] and len(run_dirs(tiny_config)) == 1
+
+
+def test_a_crashed_run_resumes_to_the_same_epochs_with_one_record(tiny_config):
+    tiny_config["run"]["id"] = "crashy"
+    crashing = copy.deepcopy(tiny_config)
+    crashing["trainer"]["callbacks"] = [{"class_path": "helpers.CrashAtEpoch", "init_args": {"epoch": 1}}]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(crashing)
+    (run,) = run_dirs(tiny_config)
+    assert json.loads((run / "meta.json").read_text())["status"] == "failed"
+    assert [json.loads(l)["epoch"] for l in (run / "metrics.jsonl").read_text().splitlines()] == [0]
+
+    train(tiny_config)  # same run id, no crash: resumes
+    assert run_dirs(tiny_config) == [run]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "finished" and meta["resumed_from"].endswith(".ckpt")
+    assert [json.loads(l)["epoch"] for l in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1]
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+
+
+def test_nan_loss_stops_with_record_and_last_checkpoint_intact(tiny_config):
+    tiny_config["run"]["id"] = "nan"
+    tiny_config["trainer"]["callbacks"] = [{"class_path": "helpers.PoisonWeightsAtEpoch", "init_args": {"epoch": 1}}]
+    with pytest.raises(NonFiniteLossError, match="model.lr") as err:
+        train(tiny_config)
+    assert "\n" not in str(err.value)
+    (run,) = run_dirs(tiny_config)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "failed" and "became nan" in meta["error"]
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert not (run / "checkpoints" / "on_exception.ckpt").exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c["model"].update(nonsense=1), "nonsense"),
+    (lambda c: c["data"].update(class_path="ttfs_lab.data.ImageNet"), "ImageNet"),
+    (lambda c: c["model"].update(decoder="rate"), "decoder"),
+    (lambda c: c["model"].update(spec="c4-xx-fc10"), "token 'xx'"),
+])
+def test_bad_config_gives_one_line_error(tiny_config, change, message):
+    change(tiny_config)
+    with pytest.raises((ConfigError, ValueError), match=message) as err:
+        train(tiny_config)
+    assert "\n" not in str(err.value)

@@ -1,0 +1,166 @@
+"""The LightningModule: one shared step for train / val / test, metrics per stage (METHOD.md section 6)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from ttfs_lab.errors import ConfigError, NonFiniteLossError
+from ttfs_lab.metrics import DecisionLatency, SpikeStatistics
+from ttfs_lab.models import TTFSNet, build_network
+from ttfs_lab.registry import check_choice
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+SCHEDULES = ("cosine", "constant")
+STAGES = ("train", "val", "test")
+_NET_ARGS = set(inspect.signature(TTFSNet.__init__).parameters) - {"self", "spec"}
+
+
+class TTFSClassifier(L.LightningModule):
+    """A TTFS network trained as a classifier.
+
+    The network arguments are those of ``TTFSNet`` (see ``ttfs_lab/models.py``); ``dataset``, ``input_shape``,
+    ``num_classes`` and ``frames`` come from the DataModule (linked by the CLI). For event data ``frames``
+    replaces ``T`` and the encoder is ``frames``.
+
+    Args:
+        spec: layer spec; None = the dataset's default (``models.DEFAULT_SPECS``).
+        optimizer: adam | adamw | sgd. lr, weight_decay, momentum (sgd): its settings.
+        schedule: cosine (per step, after ``warmup_epochs`` of linear warm-up) | constant.
+        label_smoothing: of the cross-entropy.
+        compile: ``torch.compile`` the network's forward.
+    """
+
+    def __init__(self, dataset: str = "mnist5k", input_shape: tuple[int, int, int] = (1, 28, 28),
+                 num_classes: int = 10, frames: Optional[int] = None, spec: Optional[str] = None, T: int = 8,
+                 encoder: Optional[str] = None, decoder: str = "twd", logit_scale: Optional[float] = None,
+                 learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
+                 init: str = "ettfs", init_gain: float = 1.0, init_distribution: str = "normal", norm: bool = True,
+                 affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
+                 surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", optimizer: str = "adam",
+                 lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
+                 warmup_epochs: float = 0.0, label_smoothing: float = 0.0, compile: bool = False) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        check_choice("model.optimizer", optimizer, list(OPTIMIZERS))
+        check_choice("model.schedule", schedule, SCHEDULES)
+        if lr <= 0:
+            raise ConfigError(f"model.lr={lr} is not valid; use a positive learning rate")
+        net_kwargs = {k: v for k, v in self.hparams.items() if k in _NET_ARGS}
+        if frames is not None:
+            net_kwargs["T"] = frames
+            net_kwargs["encoder"] = encoder or "frames"
+        else:
+            net_kwargs["encoder"] = encoder or "direct"
+        net_kwargs["input_shape"] = tuple(input_shape)
+        self.net = build_network(dataset, spec, **net_kwargs)
+        self.T = self.net.T
+        self._forward = torch.compile(self.net) if compile else self.net
+        layers = self.net.recorded_layers()
+        self.acc = nn.ModuleDict({f"{s}_": MulticlassAccuracy(num_classes, average="micro") for s in STAGES})
+        self.spike_stats = nn.ModuleDict({f"{s}_": SpikeStatistics(layers, self.T) for s in STAGES[1:]})
+        self.latency = nn.ModuleDict({f"{s}_": DecisionLatency(self.T) for s in STAGES[1:]})
+        self.val_acc_best = MaxMetric()
+        self.results: dict[str, dict] = {}  # last computed spike / latency figures per stage
+        # (ModuleDict keys get a "_" suffix: "train" would shadow nn.Module.train)
+
+    def forward(self, x):
+        return self.net(x).logits
+
+    # --- the shared step ---------------------------------------------------------------------------------
+    def _step(self, batch, stage: str):
+        x, y = batch
+        record = stage != "train"
+        out = self._forward(x, record=record) if record else self._forward(x)
+        loss = F.cross_entropy(out.logits, y, label_smoothing=self.hparams.label_smoothing)
+        if stage == "train" and not torch.isfinite(loss):
+            self._non_finite("loss", loss)
+        self.acc[f"{stage}_"].update(out.logits.detach(), y)
+        if stage == "train":
+            self.log("train/acc", self.acc["train_"], on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train", sync_dist=True,
+                 batch_size=len(y))
+        if record:
+            self.spike_stats[f"{stage}_"].update(out.stats)
+            partial = self.net.decoder.partial_logits(out.out.detach())
+            self.latency[f"{stage}_"].update(partial, out.out, y, self.net.decoder.spiking)
+        return loss
+
+    def _non_finite(self, what: str, value) -> None:
+        raise NonFiniteLossError(
+            f"{what} became {float(value)} at epoch {self.current_epoch} step {self.global_step}: lower model.lr "
+            f"(now {self.hparams.lr}) or set trainer.gradient_clip_val; the run record and last checkpoint are kept")
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """NaN weights silence a TTFS net (NaN never crosses the threshold) instead of making the loss NaN, so
+        the gradients are checked too."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.nn.utils.get_total_norm(grads)
+            if not torch.isfinite(norm):
+                self._non_finite("gradient norm", norm)
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    # --- epoch ends: compute, log, reset -----------------------------------------------------------------
+    def on_validation_epoch_end(self):
+        acc = self._log_eval("val")
+        if not self.trainer.sanity_checking:
+            self.val_acc_best.update(acc)
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_end(self):
+        self._log_eval("test")
+
+    def _log_eval(self, stage: str):
+        acc = self.acc[f"{stage}_"].compute()
+        spikes, latency = self.spike_stats[f"{stage}_"].compute(), self.latency[f"{stage}_"].compute()
+        self.results[stage] = {**spikes, **latency, "acc": acc.item()}
+        self.log(f"{stage}/acc", acc, prog_bar=True)
+        self.log(f"{stage}/decision_step", latency["decision_step"], prog_bar=True)
+        self.log(f"{stage}/spikes_per_neuron", spikes["spikes_per_neuron"])
+        for layer in spikes["spikes"]:
+            self.log(f"{stage}/spikes/{layer}", spikes["spikes"][layer])
+            self.log(f"{stage}/silent/{layer}", spikes["silent"][layer])
+            self.log(f"{stage}/violations/{layer}", spikes["violations"][layer])
+        for metric in (self.acc[f"{stage}_"], self.spike_stats[f"{stage}_"], self.latency[f"{stage}_"]):
+            metric.reset()
+        return acc
+
+    # --- optimization ------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        h = self.hparams
+        kwargs = {"lr": h.lr, "weight_decay": h.weight_decay}
+        if h.optimizer == "sgd":
+            kwargs["momentum"] = h.momentum
+        opt = OPTIMIZERS[h.optimizer](self.parameters(), **kwargs)
+        if h.schedule == "constant" and h.warmup_epochs == 0:
+            return opt
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        per_epoch = total / max(1, self.trainer.max_epochs or 1)
+        warmup = int(h.warmup_epochs * per_epoch)
+        cosine = h.schedule == "cosine"
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress))) if cosine else 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
