@@ -24,7 +24,8 @@ LINKS = ("name", "dataset"), ("input_shape", "input_shape"), ("num_classes", "nu
 class TTFSLabCLI(LightningCLI):
     """LightningCLI without subcommands (``ttfs_lab.cli`` dispatches them); builds the run record's Trainer."""
 
-    def __init__(self, args: Any, **kwargs) -> None:
+    def __init__(self, args: Any, extra_callbacks: Optional[list] = None, **kwargs) -> None:
+        self.extra_callbacks = list(extra_callbacks or [])
         self.run_id: Optional[str] = None
         self.record: Optional[RunRecord] = None
         super().__init__(TTFSClassifier, TTFSDataModule, subclass_mode_data=True, run=False, args=args,
@@ -63,7 +64,7 @@ class TTFSLabCLI(LightningCLI):
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs,
                           "logger": logger if logger is not None else False}
         extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
-        return self._instantiate_trainer(trainer_config, extra + callbacks)
+        return self._instantiate_trainer(trainer_config, extra + self.extra_callbacks + callbacks)
 
     def _flat_config(self) -> dict:
         flat = {}

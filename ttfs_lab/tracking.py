@@ -163,6 +163,8 @@ class RunRecorder(L.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        if type(exception).__name__ == "TrialPruned":  # optuna's, raised by its pruning callback
+            status = "pruned"
         message = str(exception).splitlines()[0] if str(exception) else type(exception).__name__
         self.record.update_meta(status=status, ended=now(), error=message)
 

@@ -8,7 +8,7 @@ finished one returns its summary without training again.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from jsonargparse import ArgumentError
 
@@ -47,9 +47,12 @@ def config_error_line(err: Exception) -> str:
     return f"invalid configuration: {message}"
 
 
-def train(config: ConfigLike, stage: str = "fit") -> dict[str, Any]:
-    """Run ``stage`` (fit | validate | test) for a config (a dict as in configs/*.yaml, or CLI arguments)."""
-    cli = make_cli(config)
+def train(config: ConfigLike, stage: str = "fit", callbacks: Sequence = ()) -> dict[str, Any]:
+    """Run ``stage`` (fit | validate | test) for a config (a dict as in configs/*.yaml, or CLI arguments).
+
+    ``callbacks`` are extra Lightning callbacks that cannot live in a config file (e.g. an Optuna pruning
+    callback holding its trial)."""
+    cli = make_cli(config, extra_callbacks=list(callbacks))
     if stage == "fit":
         return fit(cli)
     return evaluate(cli, stage)
