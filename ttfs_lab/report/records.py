@@ -3,7 +3,7 @@
 A run directory holds ``meta.json``, ``config.yaml``, ``metrics.jsonl`` (one JSON object per epoch),
 ``summary.json`` (only once the run finished) and ``checkpoints/``. :func:`load_run` turns one into a
 :class:`RunRecord` whose ``status`` is the run's own status (``finished``, ``running``, ``failed``,
-``interrupted``) or one of ours: ``incomplete`` (a file the status promises is missing) or ``corrupt``
+``interrupted``, ``pruned``) or one of ours: ``incomplete`` (a file the status promises is missing) or ``corrupt``
 (unreadable content, or not a run at all); ``problem`` says what is wrong in words.
 
 Dependency-light on purpose (json, yaml, pathlib): the ablation runner and the sweep code import it too.
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: statuses a run writes into meta.json itself
-RUN_STATUSES = ("running", "finished", "failed", "interrupted")
+RUN_STATUSES = ("running", "finished", "failed", "interrupted", "pruned")
 #: files whose presence makes a directory look like a run
 RUN_FILES = ("meta.json", "config.yaml", "metrics.jsonl", "summary.json")
 _SEVERITY = {"incomplete": 1, "corrupt": 2}
