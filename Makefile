@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 DATASET ?= mnist5k
 CONFIG ?= configs/$(DATASET).yaml
 ARGS ?=
+TRIALS ?= 20
+WORKERS ?= 1
+SEEDS ?= 3
+RUNS ?= runs
 
 .PHONY: install train test bench sweep dashboard ablation compare browser clean
 
@@ -25,6 +29,16 @@ test: $(STAMP) browser  ## the full test suite
 
 bench: $(STAMP)  ## speed and memory, side by side; writes bench/results.json
 	$(VENV)/bin/ttfs-lab bench $(ARGS)
+
+sweep: $(STAMP)  ## Optuna study on DATASET (resumable: the same command continues it)
+	$(VENV)/bin/ttfs-lab sweep --dataset $(DATASET) --trials $(TRIALS) --workers $(WORKERS) \
+	  $(if $(STORAGE),--storage $(STORAGE)) $(if $(STUDY),--study $(STUDY)) $(ARGS)
+
+ablation: $(STAMP)  ## the component ablation of configs/ablation.yaml on DATASET
+	$(VENV)/bin/ttfs-lab ablate --dataset $(DATASET) --seeds $(SEEDS) $(ARGS)
+
+compare: $(STAMP)  ## offline HTML dashboard of RUNS (folders or globs) -> reports/compare.html
+	$(VENV)/bin/ttfs-lab compare $(RUNS) $(ARGS)
 
 browser:  ## Debian's chromium for the dashboard test (skipped quietly where apt is unavailable)
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \

@@ -7,6 +7,7 @@ platform's logger and callbacks: W&B, the run record, best / last / on-exception
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,7 +19,16 @@ from ttfs_lab.module import TTFSClassifier
 from ttfs_lab.tracking import (EpochTimer, ExceptionCheckpoint, RunRecord, RunRecorder, RunSettings, WandbMedia, check_run_id, component_tags,
                                components, make_wandb_logger, new_run_id)
 
+RUN_ID_ENV = "TTFS_LAB_RUN_ID"
 LINKS = ("name", "dataset"), ("input_shape", "input_shape"), ("num_classes", "num_classes"), ("frames", "frames")
+
+
+def shared_run_id(dataset: str) -> str:
+    """A new run id on rank 0, passed to the DDP processes Lightning launches (they re-run the command)."""
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_ID_ENV):
+        return os.environ[RUN_ID_ENV]
+    os.environ[RUN_ID_ENV] = run_id = new_run_id(dataset)
+    return run_id
 
 
 class TTFSLabCLI(LightningCLI):
@@ -44,7 +54,7 @@ class TTFSLabCLI(LightningCLI):
         settings = self.config_init["run"]
         settings = settings if isinstance(settings, RunSettings) else RunSettings(**dict(settings))
         dataset = self.model.hparams.dataset
-        self.run_id = check_run_id(settings.id) if settings.id else new_run_id(dataset)
+        self.run_id = check_run_id(settings.id) if settings.id else shared_run_id(dataset)
         self.record = RunRecord(Path(settings.dir) / self.run_id)
         comp = components(self.model.hparams)
         tags = [f"dataset:{dataset}", *component_tags(comp), *settings.tags]

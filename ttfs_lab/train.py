@@ -11,6 +11,7 @@ import time
 from typing import Any, Optional, Sequence, Union
 
 from jsonargparse import ArgumentError
+from lightning.pytorch.utilities import rank_zero_only
 
 from ttfs_lab.errors import ConfigError
 from ttfs_lab.tracking import now
@@ -75,9 +76,9 @@ def fit(cli) -> dict[str, Any]:
                        tags=cli.tags, components=cli.components, T=cli.model.T, status="running",
                        started=meta.get("started", now()), ended=None, error=None, resumed_from=ckpt)
     record.write_config(cli.config_text)
-    if ckpt:
+    if ckpt and trainer.is_global_zero:
         print(f"resuming run {cli.run_id} from {ckpt}")
-    else:
+    elif trainer.is_global_zero:
         print(f"run {cli.run_id}: record in {record.path} (resume after a crash with --run.id {cli.run_id})")
     start = time.perf_counter()
     trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
@@ -146,6 +147,7 @@ def _finish_loggers(trainer) -> None:
         pass
 
 
+@rank_zero_only
 def print_summary(run_id: str, summary: dict, stage: str = "test") -> None:
     acc, step = summary.get(f"{stage}/acc"), summary.get(f"{stage}/decision_step")
     spikes = summary.get(f"{stage}/spikes_per_neuron_mean", summary.get(f"{stage}/spikes_per_neuron"))

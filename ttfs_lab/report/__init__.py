@@ -41,3 +41,18 @@ def __getattr__(name: str):
 
         return pareto_front
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def main(argv: list[str]) -> int:
+    """``ttfs-lab compare [RUNS ...] [--out FILE] [--ablation TABLE ...]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="ttfs-lab compare", description="offline HTML dashboard of run records")
+    parser.add_argument("runs", nargs="*", default=["runs"], help="run folders, globs or folders of runs")
+    parser.add_argument("--out", default="reports/compare.html")
+    parser.add_argument("--ablation", action="append", default=[], help="extra ablation table.json files")
+    args = parser.parse_args(argv)
+    from .dashboard import compare
+
+    compare(args.runs, args.out, args.ablation)
+    return 0

@@ -1,0 +1,80 @@
+"""The ablation runner: every row gets numbers, failures stay in their row, re-runs skip finished runs."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ttfs_lab.ablate import load_grid, run_ablation
+from ttfs_lab.cli import main as cli_main
+
+GRID = Path(__file__).parents[1] / "configs" / "ablation.yaml"
+
+
+@pytest.fixture
+def base_config(tiny_config, tmp_path):
+    path = tmp_path / "base.yaml"
+    tiny_config["trainer"]["max_epochs"] = 1
+    path.write_text(yaml.safe_dump(tiny_config))
+    return path
+
+
+def write_grid(tmp_path, ladder, leave_one_out=()):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"seeds": 1, "baseline": {"model.init": "kaiming", "model.pool": "max"},
+                                    "ladder": ladder, "full": {"model.init": "ettfs"},
+                                    "leave_one_out": list(leave_one_out)}))
+    return path
+
+
+def test_shipped_grid_is_the_papers_ladder_and_leave_one_out():
+    rows, seeds = load_grid(GRID)
+    ladder = [r for r in rows if r.kind == "ladder"]
+    assert [r.name for r in ladder] == ["baseline", "+ettfs_init", "+avg_pool", "+norm", "+affine", "+twd"]
+    assert ladder[0].overrides == {"model.init": "kaiming", "model.pool": "max", "model.norm": False,
+                                   "model.affine": False, "model.decoder": "first_spike"}
+    full = {"model.init": "ettfs", "model.pool": "avg", "model.norm": True, "model.affine": True, "model.decoder": "twd"}
+    assert ladder[-1].overrides == full
+    loo = [r for r in rows if r.kind == "leave_one_out"]
+    assert len(loo) == 5 and all(sum(r.overrides[k] != full[k] for k in full) == 1 for r in loo)
+    assert seeds == 3
+
+
+def test_tiny_ablation_table_has_every_row_with_numbers(base_config, tmp_path):
+    grid = write_grid(tmp_path, [{"name": "baseline", "set": {}}, {"name": "+ettfs", "set": {"model.init": "ettfs"}}])
+    runs = tmp_path / "runs"
+    table = run_ablation("mnist5k", str(grid), str(base_config), runs_dir=str(runs), wandb="disabled")
+    assert [r["row"] for r in table["rows"]] == ["baseline", "+ettfs"]
+    for row in table["rows"]:
+        assert row["status"] == "ok" and row["n_ok"] == 1
+        assert 0 <= row["test/acc_mean"] <= 1 and 1 <= row["test/decision_step_mean"] <= 4
+        assert row["spikes_per_neuron_mean"] >= 0 and row["test/acc_std"] == 0.0
+    saved = json.loads((runs / "ablations" / "ablation-mnist5k" / "table.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(table["rows"]))
+    markdown = (runs / "ablations" / "ablation-mnist5k" / "table.md").read_text()
+    assert "| baseline |" in markdown and "| +ettfs |" in markdown
+
+    summaries = sorted(runs.glob("ablation-mnist5k-*/summary.json"))
+    assert len(summaries) == 2
+    stamps = [p.stat().st_mtime_ns for p in summaries]
+    again = run_ablation("mnist5k", str(grid), str(base_config), runs_dir=str(runs), wandb="disabled")
+    assert [p.stat().st_mtime_ns for p in summaries] == stamps  # nothing re-trained
+    assert again["rows"][0]["test/acc_mean"] == table["rows"][0]["test/acc_mean"]
+
+
+def test_a_failing_row_does_not_stop_the_others(base_config, tmp_path):
+    grid = write_grid(tmp_path, [{"name": "broken", "set": {"model.decoder": "nonsense"}}],
+                      [{"name": "fine", "set": {}}])
+    table = run_ablation("mnist5k", str(grid), str(base_config), runs_dir=str(tmp_path / "runs"), wandb="disabled")
+    broken, fine = table["rows"]
+    assert broken["status"] == "failed" and "decoder" in broken["errors"][0] and broken["test/acc_mean"] is None
+    assert fine["status"] == "ok" and fine["test/acc_mean"] is not None
+
+
+def test_bad_grid_file_gives_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ladder:\n  - [not, a, row]\n")
+    assert cli_main(["ablate", "--grid", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "bad.yaml" in err and "ladder[0]" in err and "\n" not in err

@@ -1,0 +1,172 @@
+"""Ablation of the framework's components, driven by ``configs/ablation.yaml`` (the paper's Table 4).
+
+Two families of rows: the cumulative *ladder* from the baseline (Kaiming init, max pooling, no normalization,
+no affine, first-spike decoder), switching one component on per row, and *leave-one-out* rows from the full
+framework. Every row runs N seeds through ``train(config)``; rows with identical settings share their runs. A row
+that fails does not stop the others, and re-running skips runs that already finished (their run ids are a hash
+of the settings and the seed). The table (mean and std over seeds of test accuracy, decision step and spikes
+per neuron) is written after every row to ``<runs>/ablations/<study>/table.{json,md}``, where
+``ttfs-lab compare`` finds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ttfs_lab.errors import ConfigError
+from ttfs_lab.overrides import apply, load_yaml, parse_assignments
+from ttfs_lab.tracking import resolve_wandb_mode, write_json, write_text
+
+METRICS = {"test/acc": "test/acc", "test/decision_step": "test/decision_step",
+           "spikes_per_neuron": "test/spikes_per_neuron_mean"}
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    kind: str  # ladder | leave_one_out
+    overrides: dict
+
+    @property
+    def key(self) -> str:
+        """A short hash of the settings: rows with the same settings share runs."""
+        return hashlib.sha1(json.dumps(self.overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def load_grid(path) -> tuple[list[Row], int]:
+    """The rows of an ablation grid file and its default number of seeds."""
+    grid = load_yaml(path)
+    rows: list[Row] = []
+    for family, start_key, cumulative in (("ladder", "baseline", True), ("leave_one_out", "full", False)):
+        start = grid.get(start_key) or {}
+        if not isinstance(start, dict):
+            raise ConfigError(f"{path}: '{start_key}' must map config paths to values")
+        current = dict(start)
+        for i, entry in enumerate(grid.get(family) or []):
+            if not isinstance(entry, dict) or "name" not in entry or not isinstance(entry.get("set", {}), dict):
+                raise ConfigError(f"{path}: {family}[{i}] must be {{name: ..., set: {{config.path: value}}}}")
+            settings = entry.get("set") or {}
+            if cumulative:
+                current.update(settings)
+                rows.append(Row(str(entry["name"]), family, dict(current)))
+            else:
+                rows.append(Row(str(entry["name"]), family, {**start, **settings}))
+    if not rows:
+        raise ConfigError(f"{path}: no rows; add a 'ladder' or 'leave_one_out' list")
+    seeds = grid.get("seeds", 1)
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"{path}: seeds={seeds!r} is not valid; use a positive integer")
+    return rows, seeds
+
+
+def run_ablation(dataset: str, grid: str = "configs/ablation.yaml", config: Optional[str] = None,
+                 seeds: Optional[int] = None, study: Optional[str] = None, runs_dir: str = "runs",
+                 wandb: str = "auto", overrides: Optional[dict] = None, only: Optional[list[str]] = None) -> dict:
+    """Run the grid on ``dataset``; returns the table (also written to disk after every row)."""
+    from ttfs_lab.train import train
+
+    rows, default_seeds = load_grid(grid)
+    if only:
+        unknown = sorted(set(only) - {r.name for r in rows})
+        if unknown:
+            raise ConfigError(f"--rows {', '.join(unknown)} not in {grid}; rows are: {', '.join(r.name for r in rows)}")
+        rows = [r for r in rows if r.name in only]
+    base = load_yaml(config or f"configs/{dataset}.yaml")
+    study = study or f"ablation-{dataset}"
+    seeds = seeds or default_seeds
+    out_dir = Path(runs_dir) / "ablations" / study
+    table: dict[str, Any] = {"dataset": dataset, "study": study, "grid": str(grid), "seeds": seeds, "rows": []}
+    done: dict[tuple[str, int], dict] = {}
+    for row in rows:
+        summaries, run_ids, errors = [], [], []
+        for seed in range(seeds):
+            run_id = f"{study}-{row.key}-s{seed}"
+            run_ids.append(run_id)
+            if (row.key, seed) not in done:
+                cfg = apply(base, {**row.overrides, **(overrides or {}), "seed_everything": seed, "run.id": run_id,
+                                   "run.group": study, "run.dir": runs_dir, "run.wandb": wandb,
+                                   "run.tags": ["ablation", f"row:{row.name}", f"seed:{seed}"]})
+                print(f"[ablation {study}] row {row.name} seed {seed}: run {run_id}", flush=True)
+                try:
+                    done[(row.key, seed)] = train(cfg)
+                except Exception as err:  # a failed row must not stop the others
+                    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+                    done[(row.key, seed)] = {"error": message}
+                    print(f"[ablation {study}] row {row.name} seed {seed} failed: {message}", flush=True)
+            result = done[(row.key, seed)]
+            (errors if "error" in result else summaries).append(result.get("error", result))
+        table["rows"].append(aggregate(row, summaries, run_ids, errors, seeds))
+        save_table(table, out_dir)
+    log_table_to_wandb(table, out_dir, wandb, study)
+    print(markdown(table))
+    return table
+
+
+def aggregate(row: Row, summaries: list[dict], run_ids: list[str], errors: list[str], seeds: int) -> dict:
+    entry: dict[str, Any] = {"row": row.name, "kind": row.kind, "settings": row.overrides, "seeds": seeds,
+                             "n_ok": len(summaries), "runs": run_ids, "errors": errors,
+                             "status": "ok" if not errors else ("partial" if summaries else "failed")}
+    for name, key in METRICS.items():
+        values = [float(s[key]) for s in summaries if s.get(key) is not None]
+        entry[f"{name}_mean"] = statistics.fmean(values) if values else None
+        entry[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+    return entry
+
+
+def save_table(table: dict, out_dir: Path) -> None:
+    write_json(out_dir / "table.json", table)
+    write_text(out_dir / "table.md", markdown(table) + "\n")
+
+
+def _cell(row: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:
+    mean, std = row.get(f"{name}_mean"), row.get(f"{name}_std")
+    return "-" if mean is None else f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def markdown(table: dict) -> str:
+    lines = [f"Ablation {table['study']} on {table['dataset']} ({table['seeds']} seed(s); mean ± std)", "",
+             "| row | kind | runs ok | test acc (%) | decision step | spikes / neuron | status |",
+             "|---|---|---|---|---|---|---|"]
+    for r in table["rows"]:
+        lines.append(f"| {r['row']} | {r['kind']} | {r['n_ok']}/{r['seeds']} | {_cell(r, 'test/acc', 100)} | "
+                     f"{_cell(r, 'test/decision_step')} | {_cell(r, 'spikes_per_neuron', 1, 4)} | {r['status']} |")
+    return "\n".join(lines)
+
+
+def log_table_to_wandb(table: dict, out_dir: Path, mode: str, study: str) -> None:
+    """One W&B run (group = study, job_type ablation-summary) holding the table, next to the rows' runs."""
+    mode = resolve_wandb_mode(mode)
+    if mode == "disabled":
+        return
+    import wandb
+
+    columns = ["row", "kind", "n_ok", "test_acc_mean", "test_acc_std", "decision_step_mean", "spikes_per_neuron_mean"]
+    data = [[r["row"], r["kind"], r["n_ok"], r["test/acc_mean"], r["test/acc_std"], r["test/decision_step_mean"],
+             r["spikes_per_neuron_mean"]] for r in table["rows"]]
+    with wandb.init(project="ttfs-lab", group=study, job_type="ablation-summary", name=f"{study}-table",
+                    dir=str(out_dir), mode=mode, config={"dataset": table["dataset"], "seeds": table["seeds"]}) as run:
+        run.log({"ablation": wandb.Table(columns=columns, data=data)})
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ttfs-lab ablate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="mnist5k")
+    parser.add_argument("--grid", default="configs/ablation.yaml", help="the ablation grid file")
+    parser.add_argument("--config", default=None, help="base config (default configs/<dataset>.yaml)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per row (default: the grid's)")
+    parser.add_argument("--study", default=None, help="name of the ablation (default ablation-<dataset>)")
+    parser.add_argument("--rows", default=None, help="comma-separated row names to run (default all)")
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--wandb", default="auto", help="auto | online | offline | disabled")
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                        help="config override for every run, e.g. --set trainer.max_epochs=3 (repeatable)")
+    args = parser.parse_args(argv)
+    table = run_ablation(args.dataset, args.grid, args.config, args.seeds, args.study, args.runs_dir, args.wandb,
+                         parse_assignments(args.set), args.rows.split(",") if args.rows else None)
+    return 0 if all(r["status"] == "ok" for r in table["rows"]) else 1
