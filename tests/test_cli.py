@@ -1,0 +1,79 @@
+"""The command line: user errors are one line on stderr with exit status 2, never a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+TESTS = Path(__file__).parent
+
+
+def cli(*args, offline_network=False):
+    """Run ``ttfs-lab`` as a user would; returns (exit status, stdout, stderr)."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(TESTS)}
+    code = "import sys; from ttfs_lab.cli import main; sys.exit(main(sys.argv[1:]))"
+    if offline_network:  # the download fails as it does without a network
+        code = ("import urllib.request, urllib.error\n"
+                "def offline(*a, **k): raise urllib.error.URLError('no network')\n"
+                "urllib.request.urlopen = offline\n" + code.replace("; ", "\n"))
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture
+def config_file(tiny_config, tmp_path):
+    def write(**changes):
+        for path, value in changes.items():
+            node = tiny_config
+            *parents, last = path.split(".")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[last] = value
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(tiny_config))
+        return str(path)
+
+    return write
+
+
+def one_line_error(status, stderr):
+    """Exit status 2, no traceback, and the last line of stderr is the one-line error."""
+    assert status == 2 and "Traceback" not in stderr, stderr[-2000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), stderr[-2000:]
+    return last
+
+
+def test_fit_from_the_command_line_prints_the_result(config_file):
+    status, out, err = cli("fit", "--config", config_file(), "--trainer.max_epochs", "1")
+    assert status == 0, err[-2000:]
+    assert "test accuracy" in out.strip().splitlines()[-1]
+
+
+def test_unknown_config_key(config_file):
+    assert "tau" in one_line_error(*cli("fit", "--config", config_file(), "--model.tau", "2")[::2])
+
+
+def test_unknown_dataset(config_file):
+    line = one_line_error(*cli("fit", "--config", config_file(**{"data.class_path": "ttfs_lab.data.ImageNet"}))[::2])
+    assert "ImageNet" in line and "ttfs_lab.data.MNIST5k" in line
+
+
+def test_missing_data_folder_while_download_fails(config_file, tmp_path):
+    path = config_file(**{"data.class_path": "ttfs_lab.data.FashionMNIST",
+                          "data.init_args": {"data_dir": str(tmp_path / "nothing"), "batch_size": 8}})
+    line = one_line_error(*cli("fit", "--config", path, offline_network=True)[::2])
+    assert str(tmp_path / "nothing") in line and "FashionMNIST" in line
+
+
+def test_nan_stops_with_one_line(config_file):
+    path = config_file(**{"trainer.callbacks": [{"class_path": "helpers.PoisonWeightsAtEpoch",
+                                                  "init_args": {"epoch": 0}}]})
+    assert "became nan" in one_line_error(*cli("fit", "--config", path)[::2])
+
+
+def test_unknown_command():
+    assert "fit, validate, test" in one_line_error(*cli("train")[::2])
