@@ -26,6 +26,7 @@ def test_fit_writes_a_complete_run_record(tiny_config):
     assert all(0 <= e["val/acc"] <= 1 and "val/decision_step" in e and "train/loss" in e for e in epochs)
     saved = json.loads((run / "summary.json").read_text())
     assert saved["test/acc"] == pytest.approx(summary["test/acc"])
+    assert saved["throughput/samples_per_s"] > 0 and saved["val/acc_best"] >= epochs[-1]["val/acc"]
     assert len(saved["test/acc_vs_step"]) == 4 and saved["test/acc_vs_step"][-1] == pytest.approx(saved["test/acc"])
     assert set(saved["test/spikes_per_neuron"]) == {"layer1_c4", "layer2_ap", "layer3_fc16", "layer4_fc10"}
     assert all(v <= 1 for v in saved["test/spikes_per_neuron"].values())

@@ -83,10 +83,12 @@ def fit(cli) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
     fit_seconds = time.perf_counter() - start
+    fit_metrics = dict(trainer.callback_metrics)  # testing resets them
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if settings.test:
         trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
-    summary = build_summary(cli.model, trainer, best, fit_seconds, time.perf_counter() - start)
+    metrics = {**fit_metrics, **trainer.callback_metrics}
+    summary = build_summary(cli.model, trainer, metrics, best, fit_seconds, time.perf_counter() - start)
     record.write_summary(summary)
     record.update_meta(status="finished", ended=now())
     _finish_loggers(trainer)
@@ -108,8 +110,7 @@ def evaluate(cli, stage: str) -> dict[str, Any]:
     return summary
 
 
-def build_summary(model, trainer, best: str, fit_seconds: float, wall_seconds: float) -> dict[str, Any]:
-    metrics = trainer.callback_metrics
+def build_summary(model, trainer, metrics: dict, best: str, fit_seconds: float, wall_seconds: float) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for stage in ("test", "val"):
         res = model.results.get(stage)
