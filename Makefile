@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 DATASET ?= mnist5k
 CONFIG ?= configs/$(DATASET).yaml
 ARGS ?=
-TRIALS ?= 20
+TRIALS ?=
 WORKERS ?= 1
+PORT ?= 8080
 SEEDS ?= 3
 RUNS ?= runs
 
@@ -31,8 +32,12 @@ bench: $(STAMP)  ## speed and memory, side by side; writes bench/results.json
 	$(VENV)/bin/ttfs-lab bench $(ARGS)
 
 sweep: $(STAMP)  ## Optuna study on DATASET (resumable: the same command continues it)
-	$(VENV)/bin/ttfs-lab sweep --dataset $(DATASET) --trials $(TRIALS) --workers $(WORKERS) \
+	$(VENV)/bin/ttfs-lab sweep --dataset $(DATASET) $(if $(TRIALS),--trials $(TRIALS)) --workers $(WORKERS) \
 	  $(if $(STORAGE),--storage $(STORAGE)) $(if $(STUDY),--study $(STUDY)) $(ARGS)
+
+dashboard: $(STAMP)  ## optuna-dashboard on http://127.0.0.1:$(PORT) for DATASET's study (or STUDY= / STORAGE=)
+	$(VENV)/bin/ttfs-lab sweep --dashboard --dataset $(DATASET) $(if $(STORAGE),--storage $(STORAGE)) \
+	  $(if $(STUDY),--study $(STUDY)) --port $(PORT)
 
 ablation: $(STAMP)  ## the component ablation of configs/ablation.yaml on DATASET
 	$(VENV)/bin/ttfs-lab ablate --dataset $(DATASET) --seeds $(SEEDS) $(ARGS)

@@ -23,8 +23,10 @@ def make_cli(config: ConfigLike, **kwargs):
     """Parse and instantiate everything; a bad key or value becomes a one-line ``ConfigError``."""
     from ttfs_lab.config import TTFSLabCLI
 
+    import copy
     import warnings
 
+    config = copy.deepcopy(config)  # jsonargparse turns nested dicts into Namespaces in place
     try:
         with warnings.catch_warnings():  # args are given on purpose, also when sys.argv holds the subcommand
             warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")

@@ -177,6 +177,8 @@ class DVSGesture(TTFSDataModule):
                         "sources": [os.path.relpath(p, self.data_dir) for p in source.data]}
             with open(os.path.join(tmp, "params.json"), "w") as f:
                 json.dump(manifest, f)
+            if self._cached_labels(split) is not None:  # another process finished the same cache meanwhile
+                return self._cached_labels(split)
             if os.path.isdir(final):  # stale (other parameters or version): replace it
                 shutil.rmtree(final, ignore_errors=True)
             try:

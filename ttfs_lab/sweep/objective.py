@@ -1,0 +1,225 @@
+"""One trial = one ``train(config)`` run; a worker = ``study.optimize`` over its share of the trials.
+
+The trial's config is the base config (with the command's overrides) plus the trial's parameters, with
+``run.id = <study>-t<number>``, ``run.group = <study>`` and tags ``sweep``, ``study:<study>``, ``trial:<n>``.
+Its value is the best validation accuracy, read from the run record (``metrics.jsonl``: the first epoch with
+the highest ``val/acc``, the epoch of the checkpoint that ``fit`` tests). For ``acc_latency`` the second value
+is the mean decision step ``val/decision_step`` of that same epoch (so both values describe one model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ttfs_lab.errors import first_line
+from ttfs_lab.overrides import apply
+from ttfs_lab.sweep.space import Knob, Space, build_pruner, build_sampler
+from ttfs_lab.sweep.storage import file_lock, open_storage, worker_identity
+
+MAX_CONSECUTIVE_FAILURES = 3
+
+
+@dataclass
+class Plan:
+    """Everything a worker needs (the parent writes it as JSON for worker processes)."""
+
+    study: str
+    storage: str
+    space: Space
+    base: dict  # the base config with overrides, epochs, run.dir and run.wandb applied
+    prune: bool = True
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))  # knobs become dicts, choices lists
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        data = json.loads(text)
+        space = data.pop("space")
+        space["knobs"] = [Knob(**{**k, "choices": tuple(k["choices"])}) for k in space["knobs"]]
+        return cls(space=Space(**space), **data)
+
+
+def run_id(study: str, number: int) -> str:
+    return f"{study}-t{number:04d}"
+
+
+def trial_config(plan: Plan, params: dict, number: int) -> dict:
+    knobs = {k.name: k for k in plan.space.knobs}
+    config = apply(plan.base, {knobs[name].target: value for name, value in params.items()})
+    run = config.setdefault("run", {})
+    run.update(id=run_id(plan.study, number), group=plan.study, resume="never",
+               tags=[*(run.get("tags") or []), "sweep", f"study:{plan.study}", f"trial:{number}"])
+    return config
+
+
+def best_epoch(run_dir: Path, summary: dict) -> tuple[Optional[float], Optional[float], Optional[int]]:
+    """(val accuracy, val decision step, epoch) of the first epoch with the best val/acc in the run record."""
+    from ttfs_lab.tracking import RunRecord
+
+    rows = [r for r in RunRecord(run_dir).epochs() if isinstance(r.get("val/acc"), (int, float))]
+    if rows:
+        best = max(rows, key=lambda r: r["val/acc"])  # max keeps the first of equals, as ModelCheckpoint does
+        return float(best["val/acc"]), best.get("val/decision_step"), best.get("epoch")
+    return summary.get("val/acc_best"), summary.get("val/decision_step"), None
+
+
+def prepare_data(config: dict) -> None:
+    """Download / build the trial's data under a lock in its data folder: two workers may start the same
+    dataset (e.g. the DVS frame cache for a new T) at once; the second then finds it ready."""
+    import importlib
+
+    data = config.get("data") or {}
+    module, _, name = str(data.get("class_path", "")).rpartition(".")
+    if not module:
+        return
+    dm = getattr(importlib.import_module(module), name)(**(data.get("init_args") or {}))
+    with file_lock(Path(getattr(dm, "data_dir", "data")) / ".ttfs-lab-prepare.lock"):
+        dm.prepare_data()
+
+
+def _finish_wandb(failed: bool) -> None:
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=1 if failed else 0)
+
+
+class Objective:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def __call__(self, trial) -> Any:
+        import optuna
+
+        from ttfs_lab.train import train
+
+        trial.set_user_attr("worker", worker_identity())  # first: a dead worker's trial can then be failed
+        params = {knob.name: knob.suggest(trial) for knob in self.plan.space.knobs}
+        config = trial_config(self.plan, params, trial.number)
+        run_dir = Path(config["run"].get("dir") or "runs") / config["run"]["id"]
+        trial.set_user_attr("run_id", config["run"]["id"])
+        trial.set_user_attr("run_dir", str(run_dir))
+        shown = " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        print(f"[sweep {self.plan.study}] trial {trial.number} started: run {run_dir} | {shown}", flush=True)
+        callbacks = []
+        if self.plan.prune and not self.plan.space.multi_objective:
+            from optuna_integration import PyTorchLightningPruningCallback
+
+            callbacks.append(PyTorchLightningPruningCallback(trial, monitor="val/acc"))
+        failed = True
+        try:
+            prepare_data(config)
+            summary = train(config, callbacks=callbacks)
+            failed = False
+        except optuna.TrialPruned:
+            raise
+        except (KeyboardInterrupt, SystemExit) as err:  # Lightning turns Ctrl-C / SIGTERM into SystemExit
+            trial.set_user_attr("error", "interrupted")
+            raise KeyboardInterrupt from err  # Optuna marks the trial FAIL, then re-raises
+        except Exception as err:
+            trial.set_user_attr("error", first_line(err))
+            raise
+        finally:
+            _finish_wandb(failed)
+        acc, step, epoch = best_epoch(run_dir, summary)
+        if acc is None:
+            raise RuntimeError("the run has no validation accuracy: use data.val_fraction > 0 and "
+                               "trainer.limit_val_batches > 0")
+        trial.set_user_attr("val/acc_best", acc)
+        trial.set_user_attr("val/decision_step", step)
+        trial.set_user_attr("best_epoch", epoch)
+        for key in ("test/acc", "test/decision_step", "test/spikes_per_neuron_mean", "epochs", "fit_s"):
+            if isinstance(summary.get(key), (int, float)):
+                trial.set_user_attr(key, summary[key])
+        if self.plan.space.multi_objective:
+            if step is None:
+                raise RuntimeError("the run recorded no val/decision_step")
+            return acc, float(step)
+        return acc
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def trial_line(study: str, trial) -> str:
+    """One line for a finished trial."""
+    state = trial.state.name
+    values = ""
+    if trial.values:
+        values = f" val/acc_best {trial.values[0]:.4f}"
+        if len(trial.values) > 1:
+            values += f" | val/decision_step {trial.values[1]:.3f}"
+    elif state == "PRUNED" and trial.intermediate_values:
+        last = max(trial.intermediate_values)
+        values = f" at epoch {last} (val/acc {trial.intermediate_values[last]:.4f})"
+    error = f" ({trial.user_attrs['error']})" if state == "FAIL" and trial.user_attrs.get("error") else ""
+    return f"[sweep {study}] trial {trial.number} {state}{values}{error} | run {trial.user_attrs.get('run_id', '-')}"
+
+
+def run_worker(plan: Plan, n_trials: int, index: int = 0) -> int:
+    """Run ``n_trials`` trials of the study in this process; returns the process exit status."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = open_storage(plan.storage)
+    sampler = build_sampler(plan.space, seed_offset=index + 7919 * len(_trials(plan, storage)))
+    study = optuna.load_study(study_name=plan.study, storage=storage, sampler=sampler,
+                              pruner=build_pruner(plan.space))
+    failures = []
+
+    def after_trial(study, trial) -> None:
+        print(trial_line(plan.study, trial), flush=True)
+        failures.append(trial.state.name == "FAIL")
+        if len(failures) >= MAX_CONSECUTIVE_FAILURES and all(failures[-MAX_CONSECUTIVE_FAILURES:]):
+            print(f"[sweep {plan.study}] worker {index}: {MAX_CONSECUTIVE_FAILURES} trials failed in a row; "
+                  "stopping this worker (see the errors above)", flush=True)
+            study.stop()
+
+    study.optimize(Objective(plan), n_trials=n_trials, catch=(Exception,), callbacks=[after_trial],
+                   gc_after_trial=True)
+    return 0
+
+
+def _trials(plan: Plan, storage) -> list:
+    try:
+        study_id = storage.get_study_id_from_name(plan.study)
+        return storage.get_all_trials(study_id, deepcopy=False)
+    except KeyError:
+        return []
+
+
+def worker_main(plan_file: str, n_trials: int, index: int) -> int:
+    """Entry of a worker process (``python -m ttfs_lab.sweep --worker PLAN``): SIGTERM stops it like Ctrl-C."""
+
+    stopping = []
+
+    def stop(signum, frame):  # the first SIGINT / SIGTERM stops the worker; more (Ctrl-C from the terminal and
+        if not stopping:      # the parent's SIGTERM) must not interrupt the clean-up that records the trial
+            stopping.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, stop)
+    plan = Plan.from_json(Path(plan_file).read_text())
+    print(f"[sweep {plan.study}] worker {index} (pid {os.getpid()}): {n_trials} trial(s)", flush=True)
+    try:
+        code = run_worker(plan, n_trials, index)
+    except KeyboardInterrupt:
+        print(f"[sweep {plan.study}] worker {index} interrupted", flush=True)
+        code = 130
+    # Everything is stored (the journal fsyncs, run records are written atomically, W&B runs are finished):
+    # skip the interpreter's teardown of torch and friends, which takes seconds on a busy machine.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
