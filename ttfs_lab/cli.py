@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     from ttfs_lab.errors import TTFSLabError
+    from ttfs_lab.nn.runtime import retain_freed_memory
+
+    retain_freed_memory()  # before the first large tensor: CPU steps reuse memory instead of page-faulting
 
     try:
         return _dispatch(command, rest)
@@ -62,7 +65,8 @@ def _dispatch(command: str, rest: list[str]) -> int:
     if command == "bench":
         from ttfs_lab.bench import main as bench_main
 
-        return bench_main(rest)
+        bench_main(rest)
+        return 0
     from ttfs_lab.errors import ConfigError
 
     raise ConfigError(f"unknown command {command!r}; choose one of: fit, validate, test, sweep, ablate, compare, bench")

@@ -9,7 +9,14 @@ A spec is tokens joined by ``-``:
 Example: ``c32-ap-c64-ap-fc256-fc10``. The network maps a batch (``[B, C, H, W]`` images, or
 ``[B, T, C, H, W]`` event frames with ``encoder='frames'``) through an encoder, the layers over ``[T, B, ...]``
 and a decoder to logits, in one of two executions that compute the same function:
-``parallel`` (each layer over all T at once) or ``step`` (all layers advance together, one step at a time).
+``parallel`` (each layer over all T at once) or ``step`` (all layers advance together, one step at a time, the
+paper's plain reference); ``auto`` (the default) is ``parallel`` (``functional.neuron.resolve_mode``).
+
+The parallel execution (``make bench`` measures it): the first synaptic layer under direct encoding runs once
+(``[1, B, ...]``, broadcast by the neuron without a copy); each layer runs over ``[T * B, ...]`` rows; a neuron
+followed by an average pool is one fused op (``TTFSNeuron.forward_pooled``) unless spike statistics are
+recorded; on CPU the neuron is a fused numba kernel and the layers whose input is spikes run as sparse x dense
+products when the input is sparse enough (``sparse=True``, ``functional.sparse``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from torch import Tensor, nn
 
 from ttfs_lab.functional.encoding import ENCODERS
 from ttfs_lab.functional.neuron import MODES, NeuronParams
+from ttfs_lab.functional.sparse import spike_conv2d, spike_linear
 from ttfs_lab.functional.stats import spike_summary
 from ttfs_lab.nn.decoders import build_decoder
 from ttfs_lab.nn.neuron import TTFSNeuron
@@ -108,6 +116,8 @@ class TTFSNet(nn.Module):
         pool: None keeps the spec's ``ap``/``mp``; ``avg`` or ``max`` replaces every pool (ablation).
         theta, leak, surrogate, alpha: the neuron (METHOD.md section 1).
         mode: ``auto`` | ``parallel`` | ``step``.
+        sparse: in parallel mode on CPU, compute the layers whose input is spikes as sparse x dense products when
+            the input is sparse enough (``ttfs_lab.functional.sparse``); False keeps every product dense.
     """
 
     def __init__(self, spec: str, input_shape: tuple[int, int, int], num_classes: int, T: int = 8,
@@ -115,11 +125,11 @@ class TTFSNet(nn.Module):
                  learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
                  init: str = "ettfs", init_gain: float = 1.0, init_distribution: str = "normal", norm: bool = True,
                  affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
-                 surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto") -> None:
+                 surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", sparse: bool = True) -> None:
         super().__init__()
         if T < 1:
             raise ValueError(f"model.T={T} is not valid; use T >= 1")
-        self.T, self.encoder_name = T, encoder
+        self.T, self.encoder_name, self.sparse = T, encoder, sparse
         self.encoder = ENCODERS[encoder]
         self.mode = check_choice("model.mode", mode, MODES)
         if pool is not None:
@@ -176,16 +186,29 @@ class TTFSNet(nn.Module):
         return self.encoder(x, self.T)
 
     def _forward_parallel(self, h: Tensor, record: bool):
+        """Each layer over all T steps at once (``[T * B, ...]``); a neuron followed by an average pool is one fused
+        op unless statistics are recorded; layers whose input is spikes may run as sparse products."""
         stats = {} if record else None
-        for name, stage in self.stages.items():
+        stages = list(self.stages.items())
+        spikes = self.encoder_name != "direct"  # latency spikes and event frames are sparse too
+        i = 0
+        while i < len(stages):
+            name, stage = stages[i]
+            pool_k = _fusable_pool(stages[i + 1][1]) if i + 1 < len(stages) and not record else None
             if isinstance(stage, TTFSNeuron):
-                h = stage(h)
+                if pool_k and h.dim() == 5:
+                    h = stage.forward_pooled(h, pool_k)  # neuron + average pool in one pass
+                    i += 1
+                else:
+                    h = stage(h)
+                spikes = True
             else:
                 steps, batch = h.shape[:2]
-                h = stage(h.flatten(0, 1))
+                h = _synapse_forward(stage, h.flatten(0, 1), spikes and self.sparse)
                 h = h.view(steps, batch, *h.shape[1:])
             if record and self._is_recorded(name, stage) and h.shape[0] == self.T:
                 stats[name] = spike_summary(h)
+            i += 1
         return h, stats
 
     def _forward_step(self, h: Tensor, record: bool):
@@ -234,6 +257,29 @@ class TTFSNet(nn.Module):
             if isinstance(stage, (NormConv2d, NormLinear)):
                 folded.stages[name] = stage.fold()
         return folded
+
+
+def _synapse_forward(stage: nn.Module, x: Tensor, sparse: bool) -> Tensor:
+    """``stage(x)``; for a conv / linear layer whose input ``x`` is spikes, the sparse product where it applies."""
+    if sparse:
+        if isinstance(stage, NormConv2d):
+            return spike_conv2d(x, stage.effective_weight(), stage.bias, stage.stride, stage.padding)
+        if isinstance(stage, NormLinear):
+            return spike_linear(x, stage.effective_weight(), stage.bias)
+        if (isinstance(stage, nn.Conv2d) and stage.groups == 1 and stage.dilation == (1, 1)
+                and stage.padding_mode == "zeros" and not isinstance(stage.padding, str)):
+            return spike_conv2d(x, stage.weight, stage.bias, stage.stride, stage.padding)
+        if isinstance(stage, nn.Linear):
+            return spike_linear(x, stage.weight, stage.bias)
+    return stage(x)
+
+
+def _fusable_pool(stage: nn.Module) -> Optional[int]:
+    """k if ``stage`` is a k x k average pool with stride k, no padding and no divisor override, else None."""
+    if not isinstance(stage, nn.AvgPool2d) or stage.ceil_mode or stage.divisor_override is not None:
+        return None
+    k, stride, pad = (v if isinstance(v, tuple) else (v, v) for v in (stage.kernel_size, stage.stride, stage.padding))
+    return k[0] if k[0] == k[1] and tuple(stride) == tuple(k) and pad == (0, 0) else None
 
 
 def build_network(dataset: Optional[str] = None, spec: Optional[str] = None, **kwargs) -> TTFSNet:

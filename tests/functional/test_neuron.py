@@ -1,13 +1,24 @@
-"""The neuron: hand-computed traces, single-spike property, and step == parallel (METHOD.md section 1)."""
+"""The neuron: hand-computed traces, single-spike property, and step == parallel for every backend of the
+parallel execution (fused CPU kernel, tensor ops), with and without fused average pooling (METHOD.md section 1)."""
+
+import functools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttfs_lab.functional.neuron import NeuronParams, ttfs_neuron, ttfs_parallel, ttfs_step
+from ttfs_lab.functional import kernels
+from ttfs_lab.functional.neuron import (NeuronParams, resolve_mode, ttfs_avgpool_parallel, ttfs_neuron, ttfs_parallel,
+                                        ttfs_step, use_backend)
 
-EXECUTIONS = [ttfs_step, ttfs_parallel]
+needs_kernels = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
+parallel_kernel = functools.partial(ttfs_parallel, backend="kernel")
+parallel_torch = functools.partial(ttfs_parallel, backend="torch")
+parallel_kernel.__name__, parallel_torch.__name__ = "parallel_kernel", "parallel_torch"
+PARALLEL = [pytest.param(parallel_kernel, marks=needs_kernels), parallel_torch]
+EXECUTIONS = [ttfs_step, *PARALLEL]
 
 
 def column(*values):
@@ -63,26 +74,115 @@ def test_step_and_parallel_are_the_same_function(T, shape, lam, scale, surrogate
     upstream = torch.randn(T, *shape, generator=gen)
     p = NeuronParams(lam=lam, surrogate=surrogate)
 
+    runs = [ttfs_step, parallel_torch] + ([parallel_kernel] if kernels.AVAILABLE else [])
     results = []
-    for run in EXECUTIONS:
+    for run in runs:
         currents.grad = None
         spikes = run(currents, p)
         (spikes * upstream).sum().backward()
         results.append((spikes.detach(), currents.grad.clone()))
-    (s_step, g_step), (s_par, g_par) = results
-    assert torch.equal(s_step, s_par)
-    assert s_par.sum(0).max() <= 1
-    torch.testing.assert_close(g_par, g_step, rtol=1e-5, atol=1e-5 * g_step.abs().max().item() + 1e-12)
+    s_step, g_step = results[0]
+    for s_par, g_par in results[1:]:
+        assert torch.equal(s_step, s_par)
+        assert s_par.sum(0).max() <= 1
+        torch.testing.assert_close(g_par, g_step, rtol=1e-5, atol=1e-5 * g_step.abs().max().item() + 1e-12)
 
 
-def test_expanded_constant_current_matches_repeated_current():
+@pytest.mark.parametrize("run", PARALLEL)
+def test_expanded_constant_current_matches_repeated_current(run):
     current = torch.randn(1, 4, 5).requires_grad_()
-    spikes = ttfs_parallel(current.expand(7, 4, 5))
+    spikes = run(current.expand(7, 4, 5))
     spikes.sum().backward()
     grad_expanded = current.grad.clone()
     current.grad = None
     ttfs_step(current.repeat(7, 1, 1)).sum().backward()
     torch.testing.assert_close(grad_expanded, current.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("kernel", marks=needs_kernels), "torch"])
+@pytest.mark.parametrize("p", [NeuronParams(), NeuronParams(theta=0.7, lam=0.9, surrogate="atan"),
+                               NeuronParams(lam=0.5, surrogate="triangle", alpha=1.0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_constant_current_is_read_once_and_matches_the_step_loop(backend, p, dtype):
+    """A ``[1, B, ...]`` current with T given: never expanded in memory, gradient returned as ``[1, B, ...]``."""
+    gen = torch.Generator().manual_seed(3)
+    current = (torch.rand(1, 6, 5, generator=gen, dtype=dtype) * 0.6).requires_grad_()
+    upstream = torch.randn(9, 6, 5, generator=gen, dtype=dtype)
+    spikes = ttfs_parallel(current, p, T=9, backend=backend)
+    (spikes * upstream).sum().backward()
+    grad = current.grad.clone()
+    current.grad = None
+    ref = ttfs_step(current.expand(9, 6, 5), p)
+    (ref * upstream).sum().backward()
+    assert grad.shape == (1, 6, 5)
+    assert torch.equal(spikes, ref) and ref.sum() > 0
+    torch.testing.assert_close(grad, current.grad, rtol=1e-5, atol=1e-5 * current.grad.abs().max().item())
+
+
+POOL_CASES = [(2, 6, 6), (3, 7, 8), (2, 5, 4)]  # odd sizes: the last row / column is outside every window
+
+
+@pytest.mark.parametrize("backend", [pytest.param("kernel", marks=needs_kernels), "torch"])
+@pytest.mark.parametrize("k,H,W", POOL_CASES)
+@pytest.mark.parametrize("const", [True, False])
+@pytest.mark.parametrize("p", [NeuronParams(), NeuronParams(theta=0.7, lam=0.9, surrogate="atan"),
+                               NeuronParams(surrogate="triangle", alpha=1.0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_neuron_and_average_pool_equal_the_two_steps(backend, k, H, W, const, p, dtype):
+    T = 5
+    gen = torch.Generator().manual_seed(7)
+    cur = (torch.randn(1 if const else T, 3, 4, H, W, generator=gen, dtype=dtype) * 0.6 + 0.3).requires_grad_()
+    pooled = ttfs_avgpool_parallel(cur, p, T, k, backend=backend)
+    upstream = torch.randn(pooled.shape, generator=gen, dtype=dtype)
+    (pooled * upstream).sum().backward()
+    grad = cur.grad.clone()
+    cur.grad = None
+    spikes = ttfs_step(cur.expand(T, *cur.shape[1:]) if const else cur, p)
+    ref = F.avg_pool2d(spikes.flatten(0, 1), k).view(pooled.shape)
+    (ref * upstream).sum().backward()
+    assert torch.equal(pooled, ref) and ref.sum() > 0
+    torch.testing.assert_close(grad, cur.grad, rtol=1e-5, atol=1e-5 * cur.grad.abs().max().item())
+
+
+@pytest.mark.parametrize("run", PARALLEL)
+def test_no_grad_forward_gives_the_same_spikes(run):
+    currents = torch.randn(6, 4, 7) * 0.7 + 0.3
+    with torch.no_grad():
+        fast = run(currents)
+    assert torch.equal(fast, ttfs_step(currents))
+
+
+@needs_kernels
+def test_kernel_keeps_a_channels_last_layout():
+    cur = (torch.randn(2 * 3, 4, 5, 5) + 0.5).to(memory_format=torch.channels_last).view(2, 3, 4, 5, 5)
+    assert not cur.is_contiguous()
+    spikes = ttfs_parallel(cur.requires_grad_(), backend="kernel")
+    spikes.sum().backward()
+    assert torch.equal(spikes, ttfs_step(cur.detach()))
+    assert cur.grad.shape == cur.shape
+
+
+def test_mixed_precision_input_sums_in_float32():
+    currents = torch.full((4, 3), 0.3)
+    spikes = ttfs_parallel(currents.to(torch.bfloat16), backend="torch")
+    assert spikes.dtype == torch.bfloat16
+    assert spikes.float().sum(0).tolist() == [1.0, 1.0, 1.0]  # 0.3 * 4 >= 1 summed in float32
+
+
+def test_use_backend_switches_the_auto_backend():
+    currents = torch.randn(5, 3, requires_grad=True)
+    with use_backend("torch"):
+        spikes = ttfs_parallel(currents)
+    assert spikes.grad_fn is not None and torch.equal(spikes, ttfs_step(currents.detach()))
+
+
+def test_kernel_backend_refuses_what_it_cannot_run():
+    with pytest.raises(ValueError, match="backend='kernel' needs"):
+        ttfs_parallel(torch.zeros(3, 2, dtype=torch.int32), backend="kernel")
+
+
+def test_auto_mode_is_the_parallel_execution():
+    assert resolve_mode("auto", "cpu", 8) == "parallel" and resolve_mode("step") == "step"
 
 
 def test_bad_mode_names_the_choices():

@@ -43,3 +43,40 @@ def test_fold_gives_identical_outputs(norm, affine):
         folded = layer.fold()
         assert type(folded) in (torch.nn.Conv2d, torch.nn.Linear)
         assert torch.equal(folded(x), layer(x))
+
+
+def _reference_standardized(weight, gamma, std, eps):
+    flat = weight.flatten(1)
+    var, mean = torch.var_mean(flat, dim=1, unbiased=False, keepdim=True)
+    w = ((flat - mean) * (torch.rsqrt(var + eps) * std)).view_as(weight)
+    return w * gamma.view(-1, *([1] * (w.dim() - 1))) if gamma is not None else w
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 3, 3), (5, 7)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_fused_standardization_equals_the_tensor_formula(shape, affine):
+    from ttfs_lab.nn.synapse import standardized_weight
+
+    gen = torch.Generator().manual_seed(0)
+    w = (torch.randn(*shape, generator=gen, dtype=torch.float64) * 3 + 1).requires_grad_()
+    gamma = (torch.rand(shape[0], generator=gen, dtype=torch.float64) + 0.5).requires_grad_() if affine else None
+    upstream = torch.randn(*shape, generator=gen, dtype=torch.float64)
+    results = []
+    for fn in (standardized_weight, _reference_standardized):
+        w.grad = None
+        if gamma is not None:
+            gamma.grad = None
+        out = fn(w, gamma, 0.3, 1e-5)
+        (out * upstream).sum().backward()
+        results.append((out.detach(), w.grad.clone(), None if gamma is None else gamma.grad.clone()))
+    for got, ref in zip(*results):
+        if ref is not None:
+            torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_retain_freed_memory_is_idempotent():
+    from ttfs_lab.nn.runtime import allocator_setting, retain_freed_memory
+
+    first = retain_freed_memory()
+    assert retain_freed_memory() is first and isinstance(first, bool)
+    assert allocator_setting()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ttfs_lab.functional.neuron import MODES, NeuronParams, NeuronState, check_params, ttfs_neuron, ttfs_step_single
+from ttfs_lab.functional.neuron import (MODES, NeuronParams, NeuronState, check_params, resolve_mode, ttfs_avgpool_parallel,
+                                        ttfs_neuron, ttfs_step_single)
 from ttfs_lab.registry import check_choice
 
 
@@ -12,7 +14,8 @@ class TTFSNeuron(nn.Module):
     """Single-spike IF / leaky neuron over ``[T, B, ...]`` currents (METHOD.md section 1).
 
     A ``[1, B, ...]`` input (a current that is constant over time, e.g. the first layer under direct
-    encoding) is broadcast to T steps without a copy.
+    encoding) is broadcast to T steps without a copy: the parallel execution reads it once per step and returns
+    its gradient summed over time.
     """
 
     def __init__(self, T: int, params: NeuronParams = NeuronParams(), mode: str = "auto") -> None:
@@ -22,11 +25,20 @@ class TTFSNeuron(nn.Module):
         self.mode = check_choice("model.mode", mode, MODES)
 
     def forward(self, currents: Tensor) -> Tensor:
-        if currents.shape[0] == 1 and self.T > 1:
-            currents = currents.expand(self.T, *currents.shape[1:])
-        elif currents.shape[0] != self.T:
+        if currents.shape[0] not in (1, self.T):
             raise ValueError(f"neuron expects {self.T} time steps (model.T), got input of shape {tuple(currents.shape)}")
-        return ttfs_neuron(currents, self.params, self.mode)
+        return ttfs_neuron(currents, self.params, self.mode, T=self.T)
+
+    def forward_pooled(self, currents: Tensor, kernel_size: int) -> Tensor:
+        """The neuron followed by ``kernel_size`` average pooling (stride = kernel), fused in parallel mode:
+        ``[T | 1, B, C, H, W]`` -> ``[T, B, C, H // k, W // k]``, equal to ``avg_pool2d(self(currents))``."""
+        if currents.shape[0] not in (1, self.T):
+            raise ValueError(f"neuron expects {self.T} time steps (model.T), got input of shape {tuple(currents.shape)}")
+        if resolve_mode(self.mode, currents.device, self.T) == "parallel":
+            return ttfs_avgpool_parallel(currents, self.params, self.T, kernel_size)
+        spikes = self(currents)
+        pooled = F.avg_pool2d(spikes.flatten(0, 1), kernel_size, kernel_size)
+        return pooled.view(self.T, -1, *pooled.shape[1:])
 
     def step(self, current: Tensor, state: NeuronState | None) -> tuple[Tensor, NeuronState]:
         """One time step, for the step-by-step execution of a whole network."""
