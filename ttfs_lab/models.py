@@ -40,7 +40,7 @@ from ttfs_lab.nn.synapse import NormConv2d, NormLinear
 from ttfs_lab.registry import check_choice
 
 DEFAULT_SPECS = {
-    "mnist5k": "c32-ap-c64-ap-fc256-fc10",
+    "mnist5k": "c64-ap-c128-ap-fc256-fc10",
     "mnist": "c128-ap-c128-ap-fc2048-fc10",
     "fashion_mnist": "c128-ap-c128-ap-fc2048-fc10",
     "cifar10": "c64-ap-c128-ap-c256-c256-ap-c512-c512-ap-c512-c512-ap-fc512-fc10",
