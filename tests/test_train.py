@@ -86,3 +86,16 @@ def test_bad_config_gives_one_line_error(tiny_config, change, message):
     with pytest.raises((ConfigError, ValueError), match=message) as err:
         train(tiny_config)
     assert "\n" not in str(err.value)
+
+
+def test_validate_and_test_a_saved_checkpoint_reproduce_the_fit(tiny_config):
+    tiny_config["trainer"]["deterministic"] = True
+    summary = train(tiny_config)
+    evaluation = {**tiny_config, "ckpt_path": summary["best_checkpoint"]}
+    tested = train(evaluation, stage="test")
+    assert tested["test/acc"] == pytest.approx(summary["test/acc"])
+    assert tested["test/decision_step"] == pytest.approx(summary["test/decision_step"])
+    validated = train(evaluation, stage="validate")
+    assert validated["val/acc"] == pytest.approx(summary["val/acc_best"])
+    with pytest.raises(ConfigError, match="--ckpt_path"):
+        train(tiny_config, stage="test")
