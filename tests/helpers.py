@@ -27,13 +27,12 @@ class PoisonWeightsAtEpoch(L.Callback):
                 next(pl_module.net.parameters()).view(-1)[0] = float("nan")
 
 
-def read_wandb_history(run_file) -> list[dict]:
-    """History rows of an offline ``run-<id>.wandb`` file (W&B's LevelDB-style log of protobuf records).
+def read_wandb_records(run_file) -> list:
+    """The protobuf records of an offline ``run-<id>.wandb`` file (W&B's LevelDB-style log).
 
-    wandb 0.31 ships no Python reader for its offline files; this is the documented log layout: a 7-byte file
-    header, 32 KiB blocks, each record a 7-byte header (crc32, length, type FULL/FIRST/MIDDLE/LAST) + payload.
+    wandb 0.31 ships no Python reader for its offline files; this is the log layout: a 7-byte file header,
+    32 KiB blocks, each record a 7-byte header (crc32, length, type FULL=1 / FIRST=2 / MIDDLE=3 / LAST=4) + payload.
     """
-    import json
     import struct
 
     from wandb.proto import wandb_internal_pb2
@@ -50,18 +49,22 @@ def read_wandb_history(run_file) -> list[dict]:
             pos += room
             continue
         chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind == 1:
-            records.append(chunk)
-        elif kind == 2:
-            partial = chunk
-        elif kind == 3:
-            partial += chunk
-        elif kind == 4:
-            records.append(partial + chunk)
-    rows = []
-    for raw in records:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
-        if record.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
-    return rows
+        partial = chunk if kind in (1, 2) else partial + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(partial)
+            records.append(record)
+    return records
+
+
+def read_wandb_history(run_file) -> list[dict]:
+    """History rows (logged metrics) of an offline ``run-<id>.wandb`` file."""
+    import json
+
+    return [{item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in r.history.item}
+            for r in read_wandb_records(run_file) if r.WhichOneof("record_type") == "history"]
+
+
+def wandb_run_record(run_file):
+    """The run record (group, job type, config, ...) of an offline ``run-<id>.wandb`` file, or None."""
+    return next((r.run for r in read_wandb_records(run_file) if r.WhichOneof("record_type") == "run"), None)

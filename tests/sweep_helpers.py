@@ -27,35 +27,3 @@ class SleepOnce(L.Callback):
         end = time.monotonic() + self.seconds
         while time.monotonic() < end:  # short sleeps: a signal delivered to another thread is handled at once
             time.sleep(0.05)
-
-
-def wandb_run_record(run_file):
-    """The run record (group, job type, config, ...) of an offline ``run-<id>.wandb`` file.
-
-    Same log framing as ``helpers.read_wandb_history``: a 7-byte file header, 32 KiB blocks, each record a 7-byte
-    header (crc32, length, type FULL=1 / FIRST=2 / MIDDLE=3 / LAST=4) + payload."""
-    import struct
-
-    from wandb.proto import wandb_internal_pb2
-
-    data, block, pos, partial = open(run_file, "rb").read(), 32768, 7, b""
-    while pos + 7 <= len(data):
-        room = block - pos % block
-        if room < 7:
-            pos += room
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0 and length == 0:
-            pos += room
-            continue
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind in (1, 2):
-            partial = chunk
-        elif kind in (3, 4):
-            partial += chunk
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(partial)
-            if record.WhichOneof("record_type") == "run":
-                return record.run
-    return None

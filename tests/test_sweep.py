@@ -192,7 +192,7 @@ def test_multi_objective_sweep_reports_the_pareto_front_and_logs_to_wandb(sweep,
     out = capsys.readouterr().out
     assert "Pareto front" in out and (tmp_path / "studies" / "m-best.yaml").exists()
 
-    from sweep_helpers import wandb_run_record
+    from helpers import wandb_run_record
 
     for t in study.trials:  # every trial is a W&B run in the study's group, its parameters in the config
         (run_file,) = (tmp_path / "runs" / t.user_attrs["run_id"]).glob("wandb/offline-run-*/run-*.wandb")
