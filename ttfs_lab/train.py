@@ -14,7 +14,7 @@ from jsonargparse import ArgumentError
 from lightning.pytorch.utilities import rank_zero_only
 
 from ttfs_lab.errors import ConfigError
-from ttfs_lab.tracking import now
+from ttfs_lab.tracking import now, read_json
 
 ConfigLike = Union[dict, list[str]]
 
@@ -66,8 +66,6 @@ def fit(cli) -> dict[str, Any]:
     meta = record.meta
     if meta.get("status") == "finished" and (record.path / "summary.json").exists() and settings.resume == "auto":
         print(f"run {cli.run_id} already finished; its summary: {record.path / 'summary.json'}")
-        from ttfs_lab.tracking import read_json
-
         return read_json(record.path / "summary.json", {})
     ckpt = cli.config.get("ckpt_path")
     if ckpt is None and settings.resume == "auto" and meta:

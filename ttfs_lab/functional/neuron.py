@@ -230,18 +230,6 @@ def membrane_potential(currents: Tensor, lam: float = 1.0) -> Tensor:
     return v
 
 
-def first_crossing(v: Tensor, theta: float) -> tuple[Tensor, Tensor]:
-    """Spikes at the first step with V >= theta, and the mask 'not fired before t' (1 - F[t-1]), both bool."""
-    above = v >= theta  # the same test as H(V - theta): for floats, v - theta >= 0 iff v >= theta
-    not_fired = torch.empty_like(above)
-    not_fired[0] = True
-    if v.shape[0] > 1:
-        torch.logical_not(above[:-1], out=not_fired[1:])
-        for t in range(2, v.shape[0]):
-            not_fired[t].logical_and_(not_fired[t - 1])
-    return above.logical_and_(not_fired), not_fired
-
-
 def surrogate_from_saved(x: Tensor, p: NeuronParams) -> Tensor:
     """The gated surrogate H'(V - theta) (1 - F[t-1]) from the forward's saved tensor (a new tensor)."""
     if p.surrogate == "sigmoid":  # x = sigmoid(alpha (V - theta)), 1 after the spike
