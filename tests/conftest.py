@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Triton's interpreter runs the GPU kernels on CPU tensors, so that every machine tests them against the step loop
+# (set before ttfs_lab.functional.triton_kernels is imported; the compiled kernels: test_triton_kernels.py)
+os.environ.setdefault("TRITON_INTERPRET", "1")
 sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py for class_path references in configs
 
 

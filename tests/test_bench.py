@@ -66,3 +66,20 @@ def test_inference_and_loading_sections(results):
     assert load["samples_per_s"] > 0 and load["data"].startswith("fabricated")
     assert isinstance(results["targets"], dict) and results["targets"]
     assert results["meta"]["cpu_allocator"] and "fused_cpu_kernels" in results["meta"]
+
+
+needs_triton = pytest.mark.skipif(not (bench.triton_kernels.AVAILABLE and bench.triton_kernels.INTERPRET),
+                                  reason="triton is not installed or TRITON_INTERPRET is not 1")
+
+
+@needs_triton
+def test_triton_neuron_checks_pass_for_the_kernels_and_catch_a_wrong_gradient(monkeypatch):
+    """The GPU bench's kernel checks, here on CPU tensors through Triton's interpreter: all pass for the real
+    kernels, and a backward that drops the surrogate's gate is caught."""
+    import torch
+
+    checks = bench.triton_neuron_checks(torch.device("cpu"), shapes="small")
+    assert len(checks) == 18 and all(checks.values()), [k for k, v in checks.items() if not v]
+    real_backward = bench.triton_kernels.backward
+    monkeypatch.setattr(bench.triton_kernels, "backward", lambda *args, **kw: real_backward(*args, **kw) * 1.01)
+    assert not any(bench.triton_neuron_checks(torch.device("cpu"), shapes="small").values())

@@ -20,7 +20,8 @@ optimizer state, batch) is added. Both count bytes held by live tensors, for eve
 count the allocator's retained heap and the interpreter, and cannot separate modes run in one process).
 
 Targets (issue "Fast TTFS training"): CPU, default MNIST network, T = 8: auto <= 0.8 x (T x ANN) and auto <=
-step; CUDA: parallel >= 5x faster than step; peak memory of parallel <= 1.5 x step; DVS frames >= 500
+step; CUDA: parallel >= 5x faster than step (on CUDA the parallel neuron is the fused Triton kernels; the row
+``parallel_tensor_ops`` times the same mode with the tensor-op neuron); peak memory of parallel <= 1.5 x step; DVS frames >= 500
 samples/s at 64 x 64, T = 16.
 """
 
@@ -47,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ttfs_lab.functional import kernels
-from ttfs_lab.functional.neuron import resolve_mode, use_backend
+from ttfs_lab.functional import kernels, triton_kernels
+from ttfs_lab.functional.neuron import NeuronParams, resolve_mode, ttfs_avgpool_parallel, ttfs_parallel, ttfs_step, use_backend
 from ttfs_lab.models import DEFAULT_SPECS, TTFSNet
 from ttfs_lab.nn.neuron import TTFSNeuron
 from ttfs_lab.nn.runtime import allocator_setting, retain_freed_memory
@@ -314,6 +315,36 @@ def equality_checks(case: Case, device: torch.device, batch: int = 2, compiled: 
     return checks
 
 
+TRITON_SHAPES = {"full": ((1, (8, 16, 300)), (2, (8, 4, 16, 28, 28)), (3, (8, 4, 8, 7, 8))),
+                 "small": ((1, (5, 3, 40)), (2, (5, 2, 3, 6, 7)), (3, (4, 2, 2, 7, 6)))}
+
+
+def triton_neuron_checks(device: torch.device, shapes: str = "full") -> dict[str, bool]:
+    """float32 on ``device``: the fused Triton kernels (neuron; neuron + k x k average pool, odd sizes included)
+    against the step loop on the same currents, for IF and leaky neurons, every surrogate, constant and per-step
+    currents: spikes equal, gradients close, and some spikes at all (the comparison is not vacuous)."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    checks = {}
+    for p in (NeuronParams(), NeuronParams(theta=0.7, lam=0.9, surrogate="atan"),
+              NeuronParams(surrogate="triangle", alpha=1.0)):
+        for const in (False, True):
+            for k, shape in TRITON_SHAPES[shapes]:
+                T = shape[0]
+                cur = torch.randn((1 if const else T, *shape[1:]), generator=gen, device=device) * 0.6 + 0.3
+                cur.requires_grad_()
+                out = ttfs_parallel(cur, p, T, "triton") if k == 1 else ttfs_avgpool_parallel(cur, p, T, k, "triton")
+                upstream = torch.randn(out.shape, generator=gen, device=device)
+                (grad,) = torch.autograd.grad((out * upstream).sum(), cur)
+                spikes = ttfs_step(cur.expand(T, *shape[1:]), p)
+                ref = spikes if k == 1 else F.avg_pool2d(spikes.flatten(0, 1), k).view(out.shape)
+                (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), cur)
+                scale = ref_grad.abs().max().item()
+                name = f"triton_{p.surrogate}_leak{p.lam}_{'const' if const else 'steps'}_pool{k}"
+                checks[name] = bool(torch.equal(out, ref) and ref.sum() > 0
+                                    and torch.allclose(grad, ref_grad, rtol=1e-4, atol=1e-4 * scale))
+    return checks
+
+
 # --- one network -----------------------------------------------------------------------------------------------
 def bench_case(case: Case, device: torch.device, precision: str, repeats: int, warmup: int, compile: bool,
                check: bool = True) -> dict:
@@ -324,6 +355,10 @@ def bench_case(case: Case, device: torch.device, precision: str, repeats: int, w
         module, opt = build_classifier(case, mode, device)
         modules[mode] = (module, opt)
         steps[mode] = ttfs_train_step(module, opt, batch, device, precision)
+    if device.type == "cuda":  # the parallel mode again with the tensor-op neuron, to show what the kernels gain
+        modules["parallel_tensor_ops"] = build_classifier(case, "parallel", device)
+        steps["parallel_tensor_ops"] = _with_backend("torch", ttfs_train_step(
+            *modules["parallel_tensor_ops"], batch, device, precision))
     ann = build_ann(modules["parallel"][0].net).to(device)
     steps["ann"] = ann_train_step(ann, batch, device, precision, case.frames)
     if compile:
@@ -359,6 +394,8 @@ def bench_case(case: Case, device: torch.device, precision: str, repeats: int, w
     }
     if compile:
         ratios["compiled_over_parallel"] = best["parallel+compile"] / best["parallel"]
+    if "parallel_tensor_ops" in best:
+        ratios["tensor_ops_over_parallel"] = best["parallel_tensor_ops"] / best["parallel"]
     result = {
         **asdict(case),
         "auto_resolves_to": resolve_mode("auto", device, T),
@@ -372,7 +409,17 @@ def bench_case(case: Case, device: torch.device, precision: str, repeats: int, w
         result["compile_warmup_s"] = compile_warmup
     if check:
         result["equal"] = equality_checks(case, device, compiled=compile)
+        if triton_kernels.applies(batch[0], "sigmoid"):
+            result["equal"].update(triton_neuron_checks(device))
     return result
+
+
+def _with_backend(backend: str, fn: Callable[[], float]) -> Callable[[], float]:
+    def run() -> float:
+        with use_backend(backend):
+            return fn()
+
+    return run
 
 
 def bench_inference(case: Case, device: torch.device, repeats: int, train_steps: int, precision: str,
@@ -494,6 +541,8 @@ def print_case(r: dict) -> None:
     q = r["ratios"]
     print(f"  auto/step {q['auto_over_step']:.3f}   step/parallel {q['step_over_parallel']:.2f}x   "
           f"auto/(T x ANN) {q['auto_over_T_ann']:.3f}   peak memory parallel/step {q['memory_parallel_over_step']:.3f}")
+    if "tensor_ops_over_parallel" in q:
+        print(f"  fused GPU kernels: parallel with the tensor-op neuron takes {q['tensor_ops_over_parallel']:.2f}x as long")
     if "equal" in r:
         bad = [k for k, v in r["equal"].items() if not v]
         print(f"  equality checks: {'all pass' if not bad else 'FAILED: ' + ', '.join(bad)} ({len(r['equal'])} checks)")
@@ -553,6 +602,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "precision": args.precision,
         "repeats": repeats, "warmup": args.warmup, "quick": args.quick,
         "cpu_allocator": allocator_setting(), "fused_cpu_kernels": kernels.AVAILABLE,
+        "fused_gpu_kernels": triton_kernels.AVAILABLE and device.type == "cuda",
         "timing": "minimum over interleaved rounds (one step of each mode per round)",
         "memory": "cuda max_memory_allocated" if device.type == "cuda" else "torch profiler tensor allocations (peak of running sum) + persistent state",
         "argv": sys.argv[1:] if argv is None else argv,

@@ -1,5 +1,7 @@
 """The neuron: hand-computed traces, single-spike property, and step == parallel for every backend of the
-parallel execution (fused CPU kernel, tensor ops), with and without fused average pooling (METHOD.md section 1)."""
+parallel execution (fused CPU kernel, fused GPU kernel, tensor ops), with and without fused average pooling
+(METHOD.md section 1). The GPU (Triton) kernels run here on CPU tensors through Triton's interpreter
+(``TRITON_INTERPRET=1``, set by conftest); tests/functional/test_triton_kernels.py runs them compiled on a GPU."""
 
 import functools
 
@@ -9,15 +11,25 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttfs_lab.functional import kernels
+from ttfs_lab.functional import kernels, triton_kernels
 from ttfs_lab.functional.neuron import (NeuronParams, resolve_mode, ttfs_avgpool_parallel, ttfs_neuron, ttfs_parallel,
                                         ttfs_step, use_backend)
 
 needs_kernels = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
+needs_triton = pytest.mark.skipif(not (triton_kernels.AVAILABLE and triton_kernels.INTERPRET),
+                                  reason="triton is not installed or TRITON_INTERPRET is not 1")
 parallel_kernel = functools.partial(ttfs_parallel, backend="kernel")
+parallel_triton = functools.partial(ttfs_parallel, backend="triton")
 parallel_torch = functools.partial(ttfs_parallel, backend="torch")
-parallel_kernel.__name__, parallel_torch.__name__ = "parallel_kernel", "parallel_torch"
-PARALLEL = [pytest.param(parallel_kernel, marks=needs_kernels), parallel_torch]
+parallel_kernel.__name__, parallel_triton.__name__, parallel_torch.__name__ = (
+    "parallel_kernel", "parallel_triton", "parallel_torch")
+PARALLEL = [pytest.param(parallel_kernel, marks=needs_kernels), pytest.param(parallel_triton, marks=needs_triton),
+            parallel_torch]
+# backends of the fused neuron and the dtypes each one runs (the Triton kernels: float32 / float16 / bfloat16)
+BACKEND_DTYPES = [pytest.param("kernel", torch.float32, marks=needs_kernels),
+                  pytest.param("kernel", torch.float64, marks=needs_kernels),
+                  pytest.param("triton", torch.float32, marks=needs_triton),
+                  ("torch", torch.float32), ("torch", torch.float64)]
 EXECUTIONS = [ttfs_step, *PARALLEL]
 
 
@@ -75,6 +87,7 @@ def test_step_and_parallel_are_the_same_function(T, shape, lam, scale, surrogate
     p = NeuronParams(lam=lam, surrogate=surrogate)
 
     runs = [ttfs_step, parallel_torch] + ([parallel_kernel] if kernels.AVAILABLE else [])
+    runs += [parallel_triton] if triton_kernels.AVAILABLE and triton_kernels.INTERPRET else []
     results = []
     for run in runs:
         currents.grad = None
@@ -99,10 +112,9 @@ def test_expanded_constant_current_matches_repeated_current(run):
     torch.testing.assert_close(grad_expanded, current.grad, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", [pytest.param("kernel", marks=needs_kernels), "torch"])
+@pytest.mark.parametrize("backend,dtype", BACKEND_DTYPES)
 @pytest.mark.parametrize("p", [NeuronParams(), NeuronParams(theta=0.7, lam=0.9, surrogate="atan"),
                                NeuronParams(lam=0.5, surrogate="triangle", alpha=1.0)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_constant_current_is_read_once_and_matches_the_step_loop(backend, p, dtype):
     """A ``[1, B, ...]`` current with T given: never expanded in memory, gradient returned as ``[1, B, ...]``."""
     gen = torch.Generator().manual_seed(3)
@@ -122,12 +134,11 @@ def test_constant_current_is_read_once_and_matches_the_step_loop(backend, p, dty
 POOL_CASES = [(2, 6, 6), (3, 7, 8), (2, 5, 4)]  # odd sizes: the last row / column is outside every window
 
 
-@pytest.mark.parametrize("backend", [pytest.param("kernel", marks=needs_kernels), "torch"])
+@pytest.mark.parametrize("backend,dtype", BACKEND_DTYPES)
 @pytest.mark.parametrize("k,H,W", POOL_CASES)
 @pytest.mark.parametrize("const", [True, False])
 @pytest.mark.parametrize("p", [NeuronParams(), NeuronParams(theta=0.7, lam=0.9, surrogate="atan"),
                                NeuronParams(surrogate="triangle", alpha=1.0)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fused_neuron_and_average_pool_equal_the_two_steps(backend, k, H, W, const, p, dtype):
     T = 5
     gen = torch.Generator().manual_seed(7)
@@ -179,6 +190,19 @@ def test_use_backend_switches_the_auto_backend():
 def test_kernel_backend_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match="backend='kernel' needs"):
         ttfs_parallel(torch.zeros(3, 2, dtype=torch.int32), backend="kernel")
+
+
+def test_triton_backend_refuses_what_it_cannot_run():
+    with pytest.raises(ValueError, match="backend='triton' needs.*use backend='torch'"):
+        ttfs_parallel(torch.zeros(3, 2, dtype=torch.float64), backend="triton")
+
+
+def test_auto_backend_keeps_cpu_tensors_off_the_triton_interpreter(monkeypatch):
+    """``auto`` picks Triton for CUDA tensors only: the interpreter the tests use must not slow down CPU runs."""
+    launched = []
+    monkeypatch.setattr(triton_kernels, "forward", lambda *args: launched.append(args))
+    currents = torch.randn(4, 3, requires_grad=True)
+    assert torch.equal(ttfs_parallel(currents), ttfs_step(currents.detach())) and not launched
 
 
 def test_auto_mode_is_the_parallel_execution():

@@ -13,8 +13,9 @@ executions of the same function:
   unit's spike, +inf from the step after it (every surrogate is 0 at +inf, so X carries the "not fired before"
   gate); for the sigmoid surrogate X is stored as sigmoid(alpha X), so backward needs no exponential.
 
-``ttfs_parallel`` has two backends computing the same thing: ``kernel`` (CPU float32/64: the fused numba kernels
-of ``ttfs_lab.functional.kernels``, one pass over memory each way) and ``torch`` (tensor ops, any device and
+``ttfs_parallel`` has three backends computing the same thing: ``kernel`` (CPU float32/64: the fused numba kernels
+of ``ttfs_lab.functional.kernels``, one pass over memory each way), ``triton`` (CUDA float32/16/bf16: their GPU
+twin in ``ttfs_lab.functional.triton_kernels``, one launch each way) and ``torch`` (tensor ops, any device and
 dtype, a fixed handful of passes; mixed precision sums in float32). A current that is the same at every step
 (``[1, B, ...]`` with ``T`` given: the first layer under direct encoding) is read once and its gradient is
 returned summed over time, ``[1, B, ...]``. ``ttfs_avgpool_parallel`` fuses the neuron with the average pool that
@@ -34,12 +35,12 @@ from typing import Iterator, NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from ttfs_lab.functional import kernels
+from ttfs_lab.functional import kernels, triton_kernels
 from ttfs_lab.functional.surrogate import SURROGATES, heaviside
 from ttfs_lab.registry import check_choice
 
 MODES = ("step", "parallel", "auto")
-BACKENDS = ("auto", "kernel", "torch")
+BACKENDS = ("auto", "kernel", "triton", "torch")
 _default_backend = ["auto"]
 
 
@@ -60,11 +61,30 @@ def _pick_backend(backend: str, x: Tensor, p: "NeuronParams") -> str:
     if backend == "auto":
         backend = _default_backend[0]
     if backend == "auto":
+        if triton_kernels.usable(x, p.surrogate):
+            return "triton"
         return "kernel" if kernel_applies(x, p) else "torch"
     if backend == "kernel" and not kernel_applies(x, p):
         raise ValueError(f"backend='kernel' needs numba, a CPU float32/float64 tensor and one of the surrogates "
                          f"{', '.join(kernels.SURROGATE_CODES)}; use backend='torch'")
+    if backend == "triton" and not triton_kernels.applies(x, p.surrogate, interpreted=True):
+        raise ValueError(f"backend='triton' needs triton, a CUDA float32/float16/bfloat16 tensor and one of the "
+                         f"surrogates {', '.join(triton_kernels.SURROGATE_CODES)}; use backend='torch'")
     return backend
+
+
+def _forward_triton(cur: Tensor, T: int, const: bool, p: "NeuronParams", save: bool,
+                    k: int = 1) -> tuple[Tensor, Optional[Tensor]]:
+    return triton_kernels.forward(cur, T, const, p.theta, p.lam, p.alpha, p.surrogate, save, k)
+
+
+def _triton_or_fallback(backend: str, run_triton, run_other):
+    """``(result, backend used)``: Triton's for ``backend == 'triton'`` (the tensor ops should it fail on this
+    GPU: ``triton_kernels.launch_or_fallback``), else ``run_other()``'s."""
+    if backend != "triton":
+        return run_other(), backend
+    result, launched = triton_kernels.launch_or_fallback(run_triton, run_other)
+    return result, ("triton" if launched else "torch")
 
 
 class NeuronParams(NamedTuple):
@@ -252,7 +272,9 @@ class _TTFSParallel(torch.autograd.Function):
     def forward(ctx, currents: Tensor, p: NeuronParams, T: int, backend: str, save_dtype) -> Tensor:
         const = currents.shape[0] == 1 and T > 1
         save = ctx.needs_input_grad[0]
-        spikes, x = (_forward_kernel if backend == "kernel" else _forward_torch)(currents, T, const, p, save)
+        run_other = _forward_kernel if backend == "kernel" else _forward_torch
+        (spikes, x), backend = _triton_or_fallback(backend, lambda: _forward_triton(currents, T, const, p, save),
+                                                   lambda: run_other(currents, T, const, p, save))
         if save:
             ctx.save_for_backward(x if save_dtype is None else x.to(save_dtype))
             ctx.p, ctx.const, ctx.backend, ctx.in_dtype = p, const, backend, currents.dtype
@@ -261,15 +283,19 @@ class _TTFSParallel(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes: Tensor):
         (x,) = ctx.saved_tensors
+        p = ctx.p
         if ctx.backend == "kernel":
-            return _backward_kernel(grad_spikes, x, ctx.const, ctx.p), None, None, None, None
+            return _backward_kernel(grad_spikes, x, ctx.const, p), None, None, None, None
+        if ctx.backend == "triton":
+            grad = triton_kernels.backward(grad_spikes, x, ctx.const, p.lam, p.alpha, p.surrogate)
+            return grad, None, None, None, None
         acc = torch.float32 if ctx.in_dtype in (torch.float16, torch.bfloat16) else ctx.in_dtype
-        g = surrogate_from_saved(x.to(acc), ctx.p).mul_(grad_spikes)  # one new full-size tensor, then in place
-        if ctx.p.lam == 1.0 and ctx.const:  # sum_tau sum_{t >= tau} g[t] = sum_t (t + 1) g[t], no temporary
+        g = surrogate_from_saved(x.to(acc), p).mul_(grad_spikes)  # one new full-size tensor, then in place
+        if p.lam == 1.0 and ctx.const:  # sum_tau sum_{t >= tau} g[t] = sum_t (t + 1) g[t], no temporary
             steps = torch.arange(1, g.shape[0] + 1, dtype=g.dtype, device=g.device)
             grad = torch.tensordot(steps, g, dims=([0], [0])).unsqueeze(0)
         else:
-            g = reverse_cumsum_(g, ctx.p.lam)  # in place (T small ops): no extra full-size tensor
+            g = reverse_cumsum_(g, p.lam)  # in place (T small ops): no extra full-size tensor
             grad = g.sum(0, keepdim=True) if ctx.const else g
         return grad.to(ctx.in_dtype), None, None, None, None
 
@@ -280,50 +306,83 @@ def ttfs_parallel(currents: Tensor, p: NeuronParams = NeuronParams(), T: Optiona
 
     ``currents``: ``[T, B, ...]``; or ``[1, B, ...]`` with ``T`` given, a current that is the same at every step
     (computed once, never expanded in memory; its gradient comes back as ``[1, B, ...]``). ``backend``: ``kernel``
-    (fused CPU kernels), ``torch`` (tensor ops, any device), ``auto`` (kernel where it applies).
+    (fused CPU kernels), ``triton`` (fused CUDA kernels), ``torch`` (tensor ops, any device), ``auto`` (triton on
+    CUDA, kernel on CPU, where they apply; torch otherwise).
     """
     steps = currents.shape[0] if T is None else T
     if currents.shape[0] not in (1, steps):
         raise ValueError(f"currents have {currents.shape[0]} steps, expected {steps} (or 1 for a constant current)")
-    if currents.dtype in (torch.float16, torch.bfloat16):
-        # mixed precision (tensor ops): the potential and the gradient are summed in float32, the spikes and the
-        # saved surrogate input kept in half precision, as the step execution's autograd keeps its tensors
-        backend = "torch" if backend == "auto" else backend
-        return _opaque(_TTFSParallel.apply, currents, p, steps, _pick_backend(backend, currents, p), currents.dtype)
-    return _opaque(_TTFSParallel.apply, currents, p, steps, _pick_backend(backend, currents, p), None)
+    # mixed precision: the potential and the gradient are summed in float32, the spikes and the saved surrogate
+    # input kept in half precision, as the step execution's autograd keeps its tensors
+    half = currents.dtype in (torch.float16, torch.bfloat16)
+    return _opaque(_TTFSParallel.apply, currents, p, steps, _pick_backend(backend, currents, p),
+                   currents.dtype if half else None)
+
+
+def _avgpool_forward_kernel(cur: Tensor, T: int, const: bool, p: NeuronParams, save: bool,
+                            k: int) -> tuple[Tensor, Optional[Tensor]]:
+    kernels.set_threads(torch.get_num_threads())
+    cur = cur.contiguous()
+    _, B, C, H, W = cur.shape
+    pooled = cur.new_empty((T, B, C, H // k, W // k))
+    x = cur.new_empty((T, B, C, H, W)) if save else cur.new_empty(0)
+    no_state = cur.new_empty(0).numpy()
+    kernels.forward_kernel(cur.view(-1).numpy(), const, T, B * C, H, W, k, _kernel_params(p, cur.dtype, k * k),
+                           pooled.view(-1).numpy(), x.view(-1).numpy(), save, no_state, no_state)
+    if save and p.surrogate == "sigmoid":
+        x.sigmoid_()
+    return pooled, (x if save else None)
+
+
+def _avgpool_backward_kernel(grad_pooled: Tensor, x: Tensor, const: bool, p: NeuronParams, k: int) -> Tensor:
+    kernels.set_threads(torch.get_num_threads())
+    T, B, C, H, W = x.shape
+    out = x.new_empty((1 if const else T, B, C, H, W))
+    kernels.backward_kernel(grad_pooled.contiguous().view(-1).numpy(), x.view(-1).numpy(), T, B * C, H, W, k,
+                            _kernel_params(p, x.dtype, k * k), kernels.SURROGATE_CODES[p.surrogate],
+                            float(p.alpha), const, out.view(-1).numpy())
+    return out
+
+
+def _avgpool_forward_torch(cur: Tensor, T: int, const: bool, p: NeuronParams, save: bool,
+                           k: int) -> tuple[Tensor, Optional[Tensor]]:
+    """The fallback of a failed Triton launch: the tensor-op neuron, then the pool (autograd not needed here:
+    the backward below spreads the pooled gradient and reuses the neuron's)."""
+    spikes, x = _forward_torch(cur, T, const, p, save)
+    pooled = torch.nn.functional.avg_pool2d(spikes.flatten(0, 1), k, k)
+    return pooled.view(T, -1, *pooled.shape[1:]), x
 
 
 class _TTFSAvgPool(torch.autograd.Function):
+    """The neuron and the k x k average pool after it as one function (fused kernels: ``kernel`` or ``triton``)."""
+
     @staticmethod
-    def forward(ctx, currents: Tensor, p: NeuronParams, T: int, k: int) -> Tensor:
-        kernels.set_threads(torch.get_num_threads())
+    def forward(ctx, currents: Tensor, p: NeuronParams, T: int, k: int, backend: str) -> Tensor:
         const = currents.shape[0] == 1 and T > 1
-        cur = currents.contiguous()
-        _, B, C, H, W = cur.shape
         save = ctx.needs_input_grad[0]
-        pooled = cur.new_empty((T, B, C, H // k, W // k))
-        x = cur.new_empty((T, B, C, H, W)) if save else cur.new_empty(0)
-        no_state = cur.new_empty(0).numpy()
-        kernels.forward_kernel(cur.view(-1).numpy(), const, T, B * C, H, W, k, _kernel_params(p, cur.dtype, k * k),
-                               pooled.view(-1).numpy(), x.view(-1).numpy(), save, no_state, no_state)
+        (pooled, x), backend = _triton_or_fallback(
+            backend, lambda: _forward_triton(currents, T, const, p, save, k),
+            lambda: (_avgpool_forward_kernel if backend == "kernel" else _avgpool_forward_torch)(
+                currents, T, const, p, save, k))
         if save:
-            if p.surrogate == "sigmoid":
-                x.sigmoid_()
             ctx.save_for_backward(x)
-            ctx.p, ctx.const, ctx.k = p, const, k
+            ctx.p, ctx.const, ctx.k, ctx.backend, ctx.in_dtype = p, const, k, backend, currents.dtype
         return pooled
 
     @staticmethod
     def backward(ctx, grad_pooled: Tensor):
-        kernels.set_threads(torch.get_num_threads())
         (x,) = ctx.saved_tensors
         p, k = ctx.p, ctx.k
-        T, B, C, H, W = x.shape
-        out = x.new_empty((1 if ctx.const else T, B, C, H, W))
-        kernels.backward_kernel(grad_pooled.contiguous().view(-1).numpy(), x.view(-1).numpy(), T, B * C, H, W, k,
-                                _kernel_params(p, x.dtype, k * k), kernels.SURROGATE_CODES[p.surrogate],
-                                float(p.alpha), ctx.const, out.view(-1).numpy())
-        return out, None, None, None
+        if ctx.backend == "kernel":
+            return _avgpool_backward_kernel(grad_pooled, x, ctx.const, p, k), None, None, None, None
+        if ctx.backend == "triton":
+            grad = triton_kernels.backward(grad_pooled, x, ctx.const, p.lam, p.alpha, p.surrogate, k)
+            return grad, None, None, None, None
+        T, B, C, H, W = x.shape  # the tensor-op fallback: unpool, then the neuron's backward
+        grad_spikes = torch.nn.functional.interpolate(grad_pooled.flatten(0, 1), scale_factor=k).div_(k * k)
+        grad_spikes = torch.nn.functional.pad(grad_spikes, (0, W % k, 0, H % k)).view(T, B, C, H, W)
+        ctx.backend = "torch"
+        return _TTFSParallel.backward(ctx, grad_spikes)[0], None, None, None, None
 
 
 def ttfs_avgpool_parallel(currents: Tensor, p: NeuronParams = NeuronParams(), T: Optional[int] = None,
@@ -331,15 +390,15 @@ def ttfs_avgpool_parallel(currents: Tensor, p: NeuronParams = NeuronParams(), T:
     """The neuron followed by k x k average pooling with stride k, fused: ``[T | 1, B, C, H, W]`` currents ->
     ``[T, B, C, H // k, W // k]`` pooled spikes, equal to ``avg_pool2d`` of ``ttfs_parallel``'s spikes.
 
-    The fused kernel never writes the full-size spikes nor their gradient (on CPU they are the largest tensors
-    of a conv layer); other devices (``backend='torch'``) compute the two steps one after the other.
+    The fused kernels (``kernel`` on CPU, ``triton`` on CUDA) never write the full-size spikes nor their gradient;
+    with ``backend='torch'`` the two steps run one after the other.
     """
     steps = currents.shape[0] if T is None else T
     if currents.dim() != 5:
         raise ValueError(f"currents must be [T, B, C, H, W], got shape {tuple(currents.shape)}")
     backend = _pick_backend(backend, currents, p)
-    if backend == "kernel":
-        return _opaque(_TTFSAvgPool.apply, currents, p, steps, kernel_size)
+    if backend in ("kernel", "triton"):
+        return _opaque(_TTFSAvgPool.apply, currents, p, steps, kernel_size, backend)
     spikes = ttfs_parallel(currents, p, steps, backend)
     pooled = torch.nn.functional.avg_pool2d(spikes.flatten(0, 1), kernel_size, kernel_size)
     return pooled.view(steps, -1, *pooled.shape[1:])

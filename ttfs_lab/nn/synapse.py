@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ttfs_lab.functional import kernels
+from ttfs_lab.functional import kernels, triton_kernels
 from ttfs_lab.init import init_std, init_weight_
 
 
@@ -48,24 +48,53 @@ class _Standardize(torch.autograd.Function):
         return dw.view(ctx.shape), (dgamma if ctx.affine else None), None, None
 
 
-@torch.compiler.disable  # numba kernels: a graph break under torch.compile
-def _standardize_opaque(weight, gamma, std, eps):
-    return _Standardize.apply(weight, gamma, std, eps)
+class _StandardizeTriton(torch.autograd.Function):
+    """Fused GPU weight standardization (Triton: one launch each way); see ``standardized_weight``."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, gamma, std: float, eps: float) -> Tensor:
+        flat = weight.detach().reshape(weight.shape[0], -1).contiguous()
+        g = gamma.detach().contiguous() if gamma is not None else None
+        out, mean, rstd = triton_kernels.standardize_forward(flat, g, std, eps)
+        ctx.save_for_backward(flat, g, mean, rstd)
+        ctx.std, ctx.shape = std, weight.shape
+        return out.view(weight.shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        flat, g, mean, rstd = ctx.saved_tensors
+        dw, dgamma = triton_kernels.standardize_backward(flat, g, ctx.std, mean, rstd,
+                                                         grad.reshape(flat.shape).contiguous())
+        return dw.view(ctx.shape), dgamma, None, None
+
+
+@torch.compiler.disable  # numba / Triton kernels: a graph break under torch.compile
+def _standardize_opaque(fn, weight, gamma, std, eps):
+    return fn.apply(weight, gamma, std, eps)
+
+
+def _standardize_tensor_ops(weight: Tensor, gamma: Tensor | None, std: float, eps: float) -> Tensor:
+    flat = weight.flatten(1)
+    var, mean = torch.var_mean(flat, dim=1, unbiased=False, keepdim=True)
+    w = ((flat - mean) * (torch.rsqrt(var + eps) * std)).view_as(weight)
+    return w * gamma.view(-1, *([1] * (w.dim() - 1))) if gamma is not None else w
 
 
 def standardized_weight(weight: Tensor, gamma: Tensor | None, std: float, eps: float) -> Tensor:
     """Per output unit: (W - mean) / sqrt(var + eps) * std, times gamma if given (biased variance over fan-in).
 
-    On CPU (float32/64, numba) one fused kernel each way: the layers are small, but the default MNIST network's
-    2048 x 6272 linear made the tensor-op version (var_mean, five elementwise passes and their backward) cost
-    more than the layer's own product at batch 64. Elsewhere the same formula in tensor ops.
+    One fused kernel each way on CPU (float32/64, numba) and on CUDA (Triton): the layers are small, but the
+    default MNIST network's 2048 x 6272 linear made the tensor-op version (var_mean, five elementwise passes and
+    their backward) cost more than the layer's own product at batch 64 on CPU, and some twenty kernel launches
+    per layer and step on a GPU. Elsewhere the same formula in tensor ops.
     """
     if kernels.AVAILABLE and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
-        return _standardize_opaque(weight, gamma, std, eps)
-    flat = weight.flatten(1)
-    var, mean = torch.var_mean(flat, dim=1, unbiased=False, keepdim=True)
-    w = ((flat - mean) * (torch.rsqrt(var + eps) * std)).view_as(weight)
-    return w * gamma.view(-1, *([1] * (w.dim() - 1))) if gamma is not None else w
+        return _standardize_opaque(_Standardize, weight, gamma, std, eps)
+    if triton_kernels.usable(weight):
+        return triton_kernels.launch_or_fallback(
+            lambda: _standardize_opaque(_StandardizeTriton, weight, gamma, std, eps),
+            lambda: _standardize_tensor_ops(weight, gamma, std, eps))[0]
+    return _standardize_tensor_ops(weight, gamma, std, eps)
 
 
 class _NormalizedSynapse(nn.Module):
