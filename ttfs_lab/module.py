@@ -34,6 +34,9 @@ class TTFSClassifier(L.LightningModule):
     Args:
         spec: layer spec; None = the dataset's default (``models.DEFAULT_SPECS``).
         optimizer: adam | adamw | sgd. lr, weight_decay, momentum (sgd): its settings.
+        fused_optimizer: one fused kernel for the whole optimizer step (torch's ``fused=True``, CPU and CUDA: the
+            same update, rounded differently; about 10x faster than the per-parameter loop for the MNIST network
+            on CPU). Turned off by itself where Lightning refuses it (16-mixed with gradient clipping).
         schedule: cosine (per step, after ``warmup_epochs`` of linear warm-up) | constant.
         label_smoothing: of the cross-entropy.
         compile: ``torch.compile`` the network's forward.
@@ -47,7 +50,8 @@ class TTFSClassifier(L.LightningModule):
                  affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
                  surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", optimizer: str = "adam",
                  lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
-                 warmup_epochs: float = 0.0, label_smoothing: float = 0.0, compile: bool = False) -> None:
+                 warmup_epochs: float = 0.0, label_smoothing: float = 0.0, compile: bool = False,
+                 fused_optimizer: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         check_choice("model.optimizer", optimizer, list(OPTIMIZERS))
@@ -102,11 +106,18 @@ class TTFSClassifier(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         """NaN weights silence a TTFS net (NaN never crosses the threshold) instead of making the loss NaN, so
         the gradients are checked too."""
+        if self._gradients_are_scaled():
+            return  # 16-mixed: the grad scaler skips the steps whose gradients overflowed, by design
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads:
             norm = torch.nn.utils.get_total_norm(grads)
             if not torch.isfinite(norm):
                 self._non_finite("gradient norm", norm)
+
+    def _gradients_are_scaled(self) -> bool:
+        """Whether a grad scaler (16-mixed) owns this step's gradients: inf / NaN in them is its business."""
+        trainer = self._trainer
+        return trainer is not None and getattr(trainer.precision_plugin, "scaler", None) is not None
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -143,12 +154,20 @@ class TTFSClassifier(L.LightningModule):
         return acc
 
     # --- optimization ------------------------------------------------------------------------------------
+    def _fuse_optimizer(self) -> bool | None:
+        """``fused_optimizer``, unless the parameters are off CPU / CUDA or not floating point, or the grad scaler
+        of 16-mixed must unscale before clipping (Lightning refuses fused optimizers there). None: torch decides."""
+        trainer = self._trainer
+        clipped_scaled = self._gradients_are_scaled() and bool(trainer.gradient_clip_val)
+        supported = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.parameters())
+        return True if self.hparams.fused_optimizer and supported and not clipped_scaled else None
+
     def configure_optimizers(self):
         h = self.hparams
         kwargs = {"lr": h.lr, "weight_decay": h.weight_decay}
         if h.optimizer == "sgd":
             kwargs["momentum"] = h.momentum
-        opt = OPTIMIZERS[h.optimizer](self.parameters(), **kwargs)
+        opt = OPTIMIZERS[h.optimizer](self.parameters(), fused=self._fuse_optimizer(), **kwargs)
         if h.schedule == "constant" and h.warmup_epochs == 0:
             return opt
         total = max(1, int(self.trainer.estimated_stepping_batches))

@@ -1,0 +1,63 @@
+"""The LightningModule's optimizer and its non-finite checks (ttfs_lab/module.py)."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ttfs_lab.errors import NonFiniteLossError
+from ttfs_lab.module import TTFSClassifier
+
+
+def _module(**kwargs) -> TTFSClassifier:
+    torch.manual_seed(0)
+    return TTFSClassifier(spec="c4-ap-fc16-fc10", T=4, schedule="constant", **kwargs)
+
+
+def _attach(module: TTFSClassifier, scaler: bool, clip: float = 0.0) -> None:
+    """A stand-in trainer with (16-mixed) or without a grad scaler."""
+    plugin = SimpleNamespace(scaler=object() if scaler else None)
+    module._trainer = SimpleNamespace(precision_plugin=plugin, gradient_clip_val=clip, current_epoch=0, global_step=0)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_takes_the_same_step_as_the_loop(name):
+    """One fused kernel by default, the same update as torch's per-parameter loop (to float rounding)."""
+    steps = []
+    for fused in (True, False):
+        module = _module(optimizer=name, lr=0.01, fused_optimizer=fused)
+        opt = module.configure_optimizers()
+        assert bool(opt.defaults["fused"]) is fused
+        x = torch.rand(8, 1, 28, 28)
+        loss = torch.nn.functional.cross_entropy(module(x), torch.arange(8) % 10)
+        loss.backward()
+        before = [p.detach().clone() for p in module.parameters()]
+        opt.step()
+        steps.append([p.detach() - b for p, b in zip(module.parameters(), before)])
+    moved = sum(d.abs().sum() for d in steps[1])
+    assert moved > 0
+    for fused_step, loop_step in zip(*steps):
+        torch.testing.assert_close(fused_step, loop_step, rtol=1e-4, atol=1e-7)
+
+
+def test_optimizer_is_not_fused_where_lightning_must_unscale_before_clipping():
+    module = _module()
+    _attach(module, scaler=True, clip=1.0)
+    assert not module.configure_optimizers().defaults["fused"]
+    _attach(module, scaler=True, clip=0.0)
+    assert module.configure_optimizers().defaults["fused"]
+
+
+@pytest.mark.parametrize("scaler", [False, True])
+def test_non_finite_gradients_stop_the_run_unless_a_grad_scaler_owns_them(scaler):
+    """16-mixed: the grad scaler skips overflowed steps by design, so inf gradients are not an error there."""
+    module = _module()
+    _attach(module, scaler=scaler)
+    for p in module.parameters():
+        p.grad = torch.zeros_like(p)
+    next(module.parameters()).grad[0] = float("inf")
+    if scaler:
+        module.on_before_optimizer_step(None)
+    else:
+        with pytest.raises(NonFiniteLossError, match="gradient norm became inf"):
+            module.on_before_optimizer_step(None)
