@@ -83,3 +83,18 @@ def test_triton_neuron_checks_pass_for_the_kernels_and_catch_a_wrong_gradient(mo
     real_backward = bench.triton_kernels.backward
     monkeypatch.setattr(bench.triton_kernels, "backward", lambda *args, **kw: real_backward(*args, **kw) * 1.01)
     assert not any(bench.triton_neuron_checks(torch.device("cpu"), shapes="small").values())
+
+
+@pytest.mark.parametrize("case", ["mnist", "dvsgesture"])
+def test_parallel_dispatches_fewer_tensor_ops_than_step(results, case):
+    """The step loop dispatches each layer's ops T times; the parallel execution once (its neuron is one kernel)."""
+    ops = results["cases"][case]["dispatched_ops"]
+    assert set(ops) >= {"step", "parallel", "auto", "ann"}
+    assert 0 < ops["parallel"] < ops["step"] and 0 < ops["ann"]
+
+
+def test_dispatched_ops_counts_computing_ops_only():
+    import torch
+
+    x = torch.ones(4, 3)
+    assert bench.dispatched_ops(lambda: (x.view(3, 4).t() + 1).sum()) == 2  # add, sum; the views are free

@@ -5,7 +5,8 @@ backward, and the module's own optimizer step, exactly what Lightning runs per b
 ``parallel`` and ``auto`` mode, and the same step of an ANN with the same layers (ReLU in place of the TTFS
 neuron, same normalized conv / linear / pool modules, same batch, same loss and optimizer). The modes run
 round-robin, one step each per round, so that they share whatever else the machine is doing; the figure is the
-minimum over the rounds. Then peak memory per mode, the equality checks of every execution path, early-exit
+minimum over the rounds. Then peak memory per mode, the tensor operations each step dispatches (on CUDA also the
+kernels the GPU ran: at small batches a GPU step is bound by launches), the equality checks of every execution path, early-exit
 inference, and the DVS Gesture frame-cache loading throughput. Everything is printed and written as JSON
 (default ``bench/results.json``).
 
@@ -235,6 +236,43 @@ def cpu_step_peak_bytes(fn: Callable) -> int:
     return peak
 
 
+_NO_WORK = {"view", "_unsafe_view", "detach", "t", "permute", "expand", "unsqueeze", "squeeze", "as_strided", "alias",
+            "slice", "select", "transpose", "unbind", "split", "empty", "empty_like", "empty_strided", "new_empty",
+            "new_empty_strided", "lift_fresh", "set_", "_local_scalar_dense", "_record_function_enter_new",
+            "_record_function_exit"}
+
+
+def dispatched_ops(fn: Callable) -> int:
+    """Tensor operations one call of ``fn`` dispatches that compute something (views and allocations left out):
+    on a GPU each is at least one kernel launch, so at small batches this count bounds the step's speed. The
+    fused kernels (numba, Triton) are not tensor operations and are not counted."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += func.overloadpacket.__name__ not in _NO_WORK
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
+
+
+def gpu_kernels(fn: Callable, device: torch.device) -> int:
+    """Kernels (Triton's included) and memory operations the GPU runs for one call of ``fn`` (torch profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    _sync(device)
+    with warnings.catch_warnings(), _quiet_stderr():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            fn()
+            _sync(device)
+    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+
+
 def peak_memory(fn: Callable, model: nn.Module, optimizer, batch, device: torch.device) -> dict[str, int]:
     base = persistent_bytes(model, optimizer, batch)
     if device.type == "cuda":
@@ -381,6 +419,8 @@ def bench_case(case: Case, device: torch.device, precision: str, repeats: int, w
             memory[name]["peak_bytes"] += 2 * _tensor_bytes(ann.parameters())
         else:
             memory[name] = peak_memory(fn, model, opt, batch, device)
+    ops = {name: dispatched_ops(fn) for name, fn in steps.items()}
+    kernels_run = {name: gpu_kernels(fn, device) for name, fn in steps.items()} if device.type == "cuda" else None
     T = case.T
     ratios = {
         "auto_over_step": best["auto"] / best["step"],
@@ -403,8 +443,11 @@ def bench_case(case: Case, device: torch.device, precision: str, repeats: int, w
         "times_all_s": times,
         "T_x_ann_s": T * best["ann"],
         "memory": memory,
+        "dispatched_ops": ops,
         "ratios": ratios,
     }
+    if kernels_run:
+        result["gpu_kernels"] = kernels_run
     if compile:
         result["compile_warmup_s"] = compile_warmup
     if check:
@@ -534,9 +577,12 @@ def _mb(n: float) -> str:
 def print_case(r: dict) -> None:
     print(f"\n{r['name']}: {r['spec']}  input {tuple(r['input_shape'])}  T={r['T']}  batch {r['batch']}  "
           f"(auto -> {r['auto_resolves_to']})")
-    print(f"  {'':18s} {'step time [ms]':>15s} {'peak memory [MB]':>17s}")
+    gpu = "gpu_kernels" in r
+    print(f"  {'':18s} {'step time [ms]':>15s} {'peak memory [MB]':>17s} {'tensor ops':>11s}"
+          + (f" {'GPU kernels':>12s}" if gpu else ""))
     for name, t in r["time_s"].items():
-        print(f"  {name:18s} {t * 1e3:15.1f} {_mb(r['memory'][name]['peak_bytes']):>17s}")
+        print(f"  {name:18s} {t * 1e3:15.1f} {_mb(r['memory'][name]['peak_bytes']):>17s} {r['dispatched_ops'][name]:11d}"
+              + (f" {r['gpu_kernels'][name]:12d}" if gpu else ""))
     print(f"  {'T x ann':18s} {r['T_x_ann_s'] * 1e3:15.1f}")
     q = r["ratios"]
     print(f"  auto/step {q['auto_over_step']:.3f}   step/parallel {q['step_over_parallel']:.2f}x   "
