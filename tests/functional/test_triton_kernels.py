@@ -87,6 +87,15 @@ def test_a_failed_standardization_kernel_falls_back_to_the_tensor_formula(monkey
     assert triton_kernels.FAILED and not triton_kernels.usable(w)
 
 
+def test_any_error_raised_inside_triton_falls_back(monkeypatch):
+    """E.g. a KeyError from a Triton version that lacks an option: raised in triton's files, so it falls back."""
+    inside = compile("raise KeyError('enable_fp_fusion')", os.path.join(triton_kernels._TRITON_DIR, "fake.py"), "exec")
+    monkeypatch.setattr(triton_kernels, "FAILED", [])
+    with pytest.warns(RuntimeWarning, match="enable_fp_fusion"):
+        result, launched = triton_kernels.launch_or_fallback(lambda: exec(inside), lambda: "tensor ops")
+    assert (result, launched) == ("tensor ops", False)
+
+
 def test_errors_that_are_not_triton_s_are_raised(monkeypatch):
     monkeypatch.setattr(triton_kernels, "forward", lambda *args: 1 / 0)
     monkeypatch.setattr(triton_kernels, "applies", lambda *args, **kwargs: True)

@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover
     AVAILABLE = False
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+_TRITON_DIR = os.path.dirname(triton.__file__) + os.sep if AVAILABLE else ""
 SURROGATE_CODES = {"sigmoid": 0, "atan": 1, "triangle": 2}
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 TILE = 1024  # units per program: BLOCK pooled outputs x their k x k windows (padded to a power of 2)
@@ -64,14 +65,26 @@ def launch_or_fallback(run_triton: Callable[[], R], run_other: Callable[[], R]) 
     ``usable`` is False, so automatic choices stop trying. Errors not raised by triton itself propagate."""
     try:
         return run_triton(), True
-    except Exception as error:  # noqa: BLE001 - filtered below: only triton's own errors are caught
-        if not type(error).__module__.startswith("triton"):
+    except Exception as error:  # noqa: BLE001 - filtered below: only errors raised inside triton are caught
+        if not _raised_by_triton(error):
             raise
         if not FAILED:
             warnings.warn(f"the Triton kernels failed on this GPU ({first_line(error)}); using tensor ops "
                           f"(slower, same results)", RuntimeWarning, stacklevel=3)
         FAILED.append(first_line(error))
         return run_other(), False
+
+
+def _raised_by_triton(error: BaseException) -> bool:
+    """A triton error type (compiler, resources), or any error raised from inside the triton package."""
+    if type(error).__module__.split(".")[0] == "triton":
+        return True
+    tb = error.__traceback__
+    while tb is not None:
+        if _TRITON_DIR and tb.tb_frame.f_code.co_filename.startswith(_TRITON_DIR):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def usable(x: Tensor, surrogate: str | None = None) -> bool:
