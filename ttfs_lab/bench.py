@@ -6,8 +6,8 @@ backward, and the module's own optimizer step, exactly what Lightning runs per b
 neuron, same normalized conv / linear / pool modules, same batch, same loss and optimizer). The modes run
 round-robin, one step each per round, so that they share whatever else the machine is doing; the figure is the
 minimum over the rounds. Then peak memory per mode, the tensor operations each step dispatches (on CUDA also the
-kernels the GPU ran: at small batches a GPU step is bound by launches), the equality checks of every execution path, early-exit
-inference, and the DVS Gesture frame-cache loading throughput. Everything is printed and written as JSON
+kernels the GPU ran: at small batches a GPU step is bound by launches), the equality checks of every execution
+path, early-exit inference, and the DVS Gesture frame-cache loading throughput. Everything is printed and written as JSON
 (default ``bench/results.json``).
 
 Networks: the MNIST / Fashion-MNIST default ``c128-ap-c128-ap-fc2048-fc10`` (T = 8, batch 64, real MNIST
@@ -22,8 +22,8 @@ count the allocator's retained heap and the interpreter, and cannot separate mod
 
 Targets (issue "Fast TTFS training"): CPU, default MNIST network, T = 8: auto <= 0.8 x (T x ANN) and auto <=
 step; CUDA: parallel >= 5x faster than step (on CUDA the parallel neuron is the fused Triton kernels; the row
-``parallel_tensor_ops`` times the same mode with the tensor-op neuron); peak memory of parallel <= 1.5 x step; DVS frames >= 500
-samples/s at 64 x 64, T = 16.
+``parallel_tensor_ops`` times the same mode with the tensor-op neuron); peak memory of parallel <= 1.5 x step;
+DVS frames >= 500 samples/s at 64 x 64, T = 16.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttfs_lab.functional import kernels, triton_kernels
-from ttfs_lab.functional.neuron import NeuronParams, resolve_mode, ttfs_avgpool_parallel, ttfs_parallel, ttfs_step, use_backend
+from ttfs_lab.functional.neuron import (NeuronParams, resolve_mode, ttfs_avgpool_parallel, ttfs_parallel, ttfs_step,
+                                        use_backend)
 from ttfs_lab.models import DEFAULT_SPECS, TTFSNet
 from ttfs_lab.nn.neuron import TTFSNeuron
 from ttfs_lab.nn.runtime import allocator_setting, retain_freed_memory
@@ -452,7 +453,7 @@ def bench_case(case: Case, device: torch.device, precision: str, repeats: int, w
         result["compile_warmup_s"] = compile_warmup
     if check:
         result["equal"] = equality_checks(case, device, compiled=compile)
-        if triton_kernels.applies(batch[0], "sigmoid"):
+        if device.type == "cuda" and triton_kernels.AVAILABLE:
             result["equal"].update(triton_neuron_checks(device))
     return result
 
@@ -588,7 +589,8 @@ def print_case(r: dict) -> None:
     print(f"  auto/step {q['auto_over_step']:.3f}   step/parallel {q['step_over_parallel']:.2f}x   "
           f"auto/(T x ANN) {q['auto_over_T_ann']:.3f}   peak memory parallel/step {q['memory_parallel_over_step']:.3f}")
     if "tensor_ops_over_parallel" in q:
-        print(f"  fused GPU kernels: parallel with the tensor-op neuron takes {q['tensor_ops_over_parallel']:.2f}x as long")
+        print(f"  fused GPU kernels: parallel with the tensor-op neuron takes "
+              f"{q['tensor_ops_over_parallel']:.2f}x as long")
     if "equal" in r:
         bad = [k for k, v in r["equal"].items() if not v]
         print(f"  equality checks: {'all pass' if not bad else 'FAILED: ' + ', '.join(bad)} ({len(r['equal'])} checks)")

@@ -142,6 +142,7 @@ def test_every_kernel_variant_compiles_for_hopper_and_ampere_without_a_gpu(tmp_p
 @pytest.mark.skipif(not (torch.cuda.is_available() and triton_kernels.AVAILABLE), reason="needs a CUDA GPU")
 def test_compiled_kernels_equal_the_step_loop_on_the_gpu():
     """In a subprocess without ``TRITON_INTERPRET``, so that Triton compiles the kernels for the GPU."""
-    done = subprocess.run([sys.executable, "-c", COMPILED_CHECK], env=_without_interpreter(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", COMPILED_CHECK], env=_without_interpreter(), capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "compiled triton kernels == step loop" in done.stdout, done.stdout[-3000:]

@@ -381,7 +381,6 @@ class _TTFSAvgPool(torch.autograd.Function):
         T, B, C, H, W = x.shape  # the tensor-op fallback: unpool, then the neuron's backward
         grad_spikes = torch.nn.functional.interpolate(grad_pooled.flatten(0, 1), scale_factor=k).div_(k * k)
         grad_spikes = torch.nn.functional.pad(grad_spikes, (0, W % k, 0, H % k)).view(T, B, C, H, W)
-        ctx.backend = "torch"
         return _TTFSParallel.backward(ctx, grad_spikes)[0], None, None, None, None
 
 

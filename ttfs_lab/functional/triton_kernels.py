@@ -1,4 +1,5 @@
-"""Fused GPU kernels (Triton): the parallel TTFS neuron, alone or fused with the k x k average pool after it.
+"""Fused GPU kernels (Triton): the parallel TTFS neuron, alone or fused with the k x k average pool after it,
+and the weight standardization of the normalized layers.
 
 The GPU twin of ``ttfs_lab.functional.kernels`` (numba, CPU), with the same contract:
 
@@ -176,6 +177,14 @@ def _tiling(planes: int, H: int, W: int, k: int) -> tuple[tuple[int], dict]:
     return (triton.cdiv(max(1, planes * (H // k) * (W // k)), block),), dict(K=k, KKP=kkp, BLOCK=block)
 
 
+def _planes(step_shape: torch.Size, k: int) -> tuple[int, int, int]:
+    """A step of units as ``planes`` of H x W: ``[B, C, H, W]`` when pooled (k > 1), else one flat plane per unit."""
+    if k > 1:
+        B, C, H, W = step_shape
+        return B * C, H, W
+    return step_shape.numel(), 1, 1
+
+
 def _launch_options() -> dict:
     """No fused multiply-add on the GPU (the step reference rounds twice); the interpreter takes no options."""
     return {} if INTERPRET else {"enable_fp_fusion": False}
@@ -188,13 +197,8 @@ def forward(cur: Tensor, T: int, const: bool, theta: float, lam: float, alpha: f
     Returns the (pooled) spikes ``[T, B, ...]`` and, if ``save``, the saved ``X`` ``[T, ...]`` of the units."""
     cur = cur.contiguous()
     step_shape = cur.shape[1:]
-    if k > 1:
-        B, C, H, W = step_shape
-        planes = B * C
-        out_shape = (B, C, H // k, W // k)
-    else:
-        planes, H, W = cur[0].numel(), 1, 1
-        out_shape = tuple(step_shape)
+    planes, H, W = _planes(step_shape, k)
+    out_shape = (*step_shape[:2], H // k, W // k) if k > 1 else tuple(step_shape)
     spikes = cur.new_empty((T, *out_shape))
     x = cur.new_empty((T, *step_shape)) if save else spikes  # not written when not save
     sigmoid = surrogate == "sigmoid"
@@ -209,11 +213,7 @@ def backward(grad: Tensor, x: Tensor, const: bool, lam: float, alpha: float, sur
     dL/dI ``[T, ...]`` (``[1, ...]`` summed over time if ``const``)."""
     grad = grad.contiguous()
     T = x.shape[0]
-    if k > 1:
-        B, C, H, W = x.shape[1:]
-        planes = B * C
-    else:
-        planes, H, W = x[0].numel(), 1, 1
+    planes, H, W = _planes(x.shape[1:], k)
     outside = k > 1 and (H % k or W % k)  # units outside every window get no gradient: start from zeros
     shape = (1 if const else T, *x.shape[1:])
     out = x.new_zeros(shape) if outside else x.new_empty(shape)
