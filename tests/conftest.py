@@ -11,6 +11,9 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # Triton's interpreter runs the GPU kernels on CPU tensors, so that every machine tests them against the step loop
 # (set before ttfs_lab.functional.triton_kernels is imported; the compiled kernels: test_triton_kernels.py)
 os.environ.setdefault("TRITON_INTERPRET", "1")
+# no test reads the machine's own system datasets (Debian's /usr/share/datasets); tests that need them fabricate
+# them and point this variable at their folder (subprocesses inherit it)
+os.environ["TTFS_LAB_SYSTEM_DATASETS"] = str(Path(__file__).parent / "no-system-datasets")
 sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py for class_path references in configs
 
 

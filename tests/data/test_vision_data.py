@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import hashlib
 import urllib.error
 
 import numpy as np
@@ -10,8 +13,10 @@ import torch
 import torchvision.datasets.cifar
 import torchvision.datasets.mnist
 
+from fabricate_data import make_mnist_idx
 from ttfs_lab.data import CIFAR10, CIFAR100, MNIST, FashionMNIST
-from ttfs_lab.errors import DataError
+from ttfs_lab.data.system_source import SYSTEM_DATASETS_ENV
+from ttfs_lab.errors import ConfigError, DataError
 
 # class, fixture that fabricates its files, (n_train, n_test) fabricated there
 CASES = {
@@ -119,3 +124,71 @@ def test_missing_files_and_failed_download_raise_one_line_data_error(cls, module
 def test_setup_without_files_raises_data_error_naming_the_folder(tmp_path):
     with pytest.raises(DataError, match=f"MNIST not found or corrupt in {tmp_path}/MNIST/raw"):
         MNIST(data_dir=str(tmp_path)).setup("fit")
+
+
+def _system_fashion_copy(tmp_path, monkeypatch, n_train=64, n_test=32):
+    """Fabricated Debian layout: <root>/fashion-mnist/*-ubyte.gz, the md5 table set to the fabricated contents."""
+    raw = make_mnist_idx(tmp_path / "made", n_train, n_test, name="FashionMNIST")
+    system = tmp_path / "usr-share-datasets" / "fashion-mnist"
+    system.mkdir(parents=True)
+    md5 = {}
+    for path in raw.iterdir():
+        data = path.read_bytes()
+        (system / f"{path.name}.gz").write_bytes(gzip.compress(data))
+        md5[path.name] = hashlib.md5(data).hexdigest()
+    assert set(md5) == set(FashionMNIST.system_copy.md5)
+    monkeypatch.setenv(SYSTEM_DATASETS_ENV, str(system.parent))
+    monkeypatch.setattr(FashionMNIST, "system_copy", dataclasses.replace(FashionMNIST.system_copy, md5=md5))
+    return system, raw
+
+
+def test_fashion_mnist_uses_the_system_copy_when_data_dir_lacks_it(tmp_path, monkeypatch, capsys):
+    system, raw = _system_fashion_copy(tmp_path, monkeypatch)
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", _network_down)
+    dm = FashionMNIST(data_dir=str(tmp_path / "data"), batch_size=16)
+    dm.prepare_data()
+    assert f"using the system copy {system}" in capsys.readouterr().out
+    dm.setup("fit")
+    dm.setup("test")
+    assert len(dm.split["train"]) + len(dm.split["val"]) == 64 and len(dm.test_set) == 32
+    made = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28, 28)
+    assert np.array_equal(dm.test_set.data.numpy(), made)  # the very pixels of the system files
+    FashionMNIST(data_dir=str(tmp_path / "data")).prepare_data()  # second time: data_dir has them
+    assert f"using {tmp_path / 'data' / 'FashionMNIST' / 'raw'}" in capsys.readouterr().out
+
+
+def test_fashion_mnist_prefers_data_dir_over_the_system_copy(tmp_path, monkeypatch, capsys):
+    _system_fashion_copy(tmp_path, monkeypatch)
+    make_mnist_idx(tmp_path / "data", 40, 20, name="FashionMNIST", seed=3)
+    dm = FashionMNIST(data_dir=str(tmp_path / "data"))
+    dm.prepare_data()
+    dm.setup("test")
+    assert len(dm.test_set) == 20 and "system copy" not in capsys.readouterr().out
+
+
+def test_corrupt_system_copy_is_one_line_naming_the_file_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    system, _ = _system_fashion_copy(tmp_path, monkeypatch)
+    bad = system / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(gzip.compress(b"\0\0\x08\x01" + bytes(10)))
+    dm = FashionMNIST(data_dir=str(tmp_path / "data"))
+    with pytest.raises(DataError) as info:
+        dm.prepare_data()
+    message = str(info.value)
+    assert "\n" not in message and str(bad) in message and "corrupt" in message and "apt-get install" in message
+    assert not (tmp_path / "data" / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte").exists()
+    assert not list((tmp_path / "data" / "FashionMNIST" / "raw").glob("*.partial-*"))
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        dm.prepare_data()
+
+
+def test_train_subset_is_a_seeded_stratified_part_of_the_training_split(request):
+    dm, _ = make("fashion_mnist", request, train_subset=30)
+    full, _ = make("fashion_mnist", request)
+    train = dm.split["train"]
+    assert len(train) == 30 and set(train) <= set(full.split["train"])
+    assert np.array_equal(dm.split["val"], full.split["val"]) and len(dm.test_set) == 32
+    labels = np.asarray(dm.train_set.dataset.targets)[train]
+    assert np.bincount(labels, minlength=10).min() >= 2  # stratified: every class kept
+    with pytest.raises(ConfigError, match="data.train_subset=0"):
+        FashionMNIST(train_subset=0)

@@ -136,6 +136,18 @@ def split_indices(labels, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(train), np.sort(val)
 
 
+def subset_indices(labels, index: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """A seeded, class-stratified draw of ``size`` entries of ``index`` (sorted); all of it if ``size >= len``."""
+    index = np.asarray(index)
+    if size >= len(index):
+        return index
+    labels = np.asarray(labels)[index]
+    _, counts = np.unique(labels, return_counts=True)
+    stratify = labels if counts.min() >= 2 and min(size, len(index) - size) >= len(counts) else None
+    keep, _ = train_test_split(index, train_size=size, random_state=seed, stratify=stratify)
+    return np.sort(keep)
+
+
 def measure_loading_throughput(dm: TTFSDataModule, batches: int = 20) -> float:
     """Samples per second delivered by `dm.train_dataloader()`, after data preparation (and any cache build).
 

@@ -1,7 +1,10 @@
 """MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 from torchvision, one shared DataModule class.
 
 Files live in torchvision's own layout under `data_dir` (`MNIST/raw/`, `FashionMNIST/raw/`,
-`cifar-10-batches-py/`, `cifar-100-python/`); `prepare_data` downloads them when missing.
+`cifar-10-batches-py/`, `cifar-100-python/`); `prepare_data` downloads them when missing. Fashion-MNIST is also
+found where Debian's `dataset-fashion-mnist` package puts it (`/usr/share/datasets/fashion-mnist/*-ubyte.gz`):
+when `data_dir` lacks the files, the system copy is checked (md5 of the uncompressed originals) and
+decompressed into `data_dir/FashionMNIST/raw/`, so no download is needed (``system_source.py``).
 Batches: `x` float32 `[B, C, H, W]` in [0, 1] (unless `normalize`), `y` int64 `[B]`.
 """
 
@@ -17,8 +20,9 @@ from torchvision import datasets
 from torchvision.datasets.vision import StandardTransform
 from torchvision.transforms import v2
 
-from ttfs_lab.data.base import TTFSDataModule, split_indices
-from ttfs_lab.errors import DataError, first_line
+from ttfs_lab.data.base import TTFSDataModule, split_indices, subset_indices
+from ttfs_lab.data.system_source import SystemCopy
+from ttfs_lab.errors import ConfigError, DataError, first_line
 
 
 class TorchvisionDataModule(TTFSDataModule):
@@ -31,6 +35,8 @@ class TorchvisionDataModule(TTFSDataModule):
             random shifts of up to 2 pixels. The validation split (taken from the training files) is never
             augmented.
         normalize: subtract the dataset mean and divide by its std per channel (off: x stays in [0, 1]).
+        train_subset: train on this many samples of the training split only (a seeded, class-stratified draw);
+            None = all. Validation and test sets are unchanged (the reproduction budget, docs/results.md).
     """
 
     dataset_cls: type = datasets.MNIST
@@ -39,6 +45,7 @@ class TorchvisionDataModule(TTFSDataModule):
     cifar_like: bool = False
     mean: tuple[float, ...] = (0.1307,)
     std: tuple[float, ...] = (0.3081,)
+    system_copy: SystemCopy | None = None  # a system-wide copy of the files (Debian package), if one exists
 
     def __init__(
         self,
@@ -50,10 +57,14 @@ class TorchvisionDataModule(TTFSDataModule):
         pin_memory: bool = False,
         augment: bool | None = None,
         normalize: bool = False,
+        train_subset: int | None = None,
     ) -> None:
         super().__init__(data_dir, batch_size, num_workers, val_fraction, seed, pin_memory)
+        if train_subset is not None and train_subset < 1:
+            raise ConfigError(f"data.train_subset={train_subset} is not valid; use a positive number of samples or null")
         self.augment = self.cifar_like if augment is None else augment
         self.normalize = normalize
+        self.train_subset = train_subset
         self.save_hyperparameters()
 
     @property
@@ -62,7 +73,10 @@ class TorchvisionDataModule(TTFSDataModule):
         return os.path.join(self.data_dir, self.folder)
 
     def prepare_data(self) -> None:
-        """Download the train and test files into `data_dir` unless they are there already."""
+        """Download the train and test files into `data_dir` unless they are there already (or in the system
+        copy, which is then decompressed into `data_dir`)."""
+        if self.system_copy is not None and self.system_copy.provide(self.location):
+            return
         for train in (True, False):
             try:
                 self.dataset_cls(self.data_dir, train=train, download=True)
@@ -104,7 +118,10 @@ class TorchvisionDataModule(TTFSDataModule):
             plain = copy.copy(augmented)  # a second dataset object over the same image arrays (no second load)
             plain.transform = self.transform(False)
             plain.transforms = StandardTransform(plain.transform, None)
-            train, val = split_indices(np.asarray(plain.targets), self.val_fraction, self.seed)
+            labels = np.asarray(plain.targets)
+            train, val = split_indices(labels, self.val_fraction, self.seed)
+            if self.train_subset is not None:
+                train = subset_indices(labels, train, self.train_subset, self.seed)
             self.split = {"train": train, "val": val}
             self.train_set = Subset(augmented, train.tolist())
             self.val_set = Subset(plain, val.tolist())
@@ -124,6 +141,12 @@ class FashionMNIST(TorchvisionDataModule):
     dataset_cls = datasets.FashionMNIST
     folder = "FashionMNIST/raw"
     name, num_classes, input_shape = "fashion_mnist", 10, (1, 28, 28)
+    system_copy = SystemCopy("fashion-mnist", "apt-get install dataset-fashion-mnist", {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    })
     mean, std = (0.2860,), (0.3530,)
 
 
