@@ -12,7 +12,7 @@ PORT ?= 8080
 SEEDS ?= 3
 RUNS ?= runs
 
-.PHONY: install train test bench sweep dashboard ablation compare browser clean
+.PHONY: install train test bench sweep dashboard ablation reproduce compare browser clean
 
 install: $(STAMP)
 
@@ -41,6 +41,13 @@ dashboard: $(STAMP)  ## optuna-dashboard on http://127.0.0.1:$(PORT) for DATASET
 
 ablation: $(STAMP)  ## the component ablation of configs/ablation.yaml on DATASET
 	$(VENV)/bin/ttfs-lab ablate --dataset $(DATASET) --seeds $(SEEDS) $(ARGS)
+
+reproduce: $(STAMP)  ## the paper's ablation + naive baseline + depth on real Fashion-MNIST (docs/results.md; resumable)
+	$(VENV)/bin/ttfs-lab ablate --dataset fashion_mnist --config configs/reproduce/fashion_mnist.yaml \
+	  --study reproduce-fashion_mnist --seeds $(SEEDS) $(ARGS)
+	$(VENV)/bin/ttfs-lab ablate --dataset fashion_mnist --config configs/reproduce/fashion_mnist.yaml \
+	  --grid configs/ablation_depth.yaml --study reproduce-fashion_mnist-depth --seeds $(SEEDS) $(ARGS)
+	$(VENV)/bin/ttfs-lab compare 'runs/reproduce-fashion_mnist*' --out reports/reproduce-fashion_mnist.html
 
 compare: $(STAMP)  ## offline HTML dashboard of RUNS (folders or globs) -> reports/compare.html
 	$(VENV)/bin/ttfs-lab compare $(RUNS) $(ARGS)

@@ -78,3 +78,28 @@ def test_bad_grid_file_gives_one_line_error(tmp_path, capsys):
     assert cli_main(["ablate", "--grid", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "bad.yaml" in err and "ladder[0]" in err and "\n" not in err
+
+
+def test_reference_rows_are_complete_settings_of_their_own(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"baseline": {"model.init": "kaiming"}, "ladder": [{"name": "b", "set": {}}],
+                                    "references": [{"name": "naive", "set": {"model.init": "default",
+                                                                             "model.decoder": "membrane"}}]}))
+    rows, _ = load_grid(path)
+    assert [(r.name, r.kind) for r in rows] == [("b", "ladder"), ("naive", "reference")]
+    assert rows[1].overrides == {"model.init": "default", "model.decoder": "membrane"}  # nothing of the baseline
+    path.write_text(yaml.safe_dump({"references": [{"set": {}}]}))
+    with pytest.raises(Exception, match=r"references\[0\] must be"):
+        load_grid(path)
+
+
+def test_shipped_grid_has_the_naive_reference_and_the_depth_grid_differs_only_in_init_and_norm():
+    rows, _ = load_grid(GRID)
+    naive = [r for r in rows if r.kind == "reference"]
+    assert [r.name for r in naive] == ["naive"]
+    assert naive[0].overrides["model.decoder"] == "membrane" and naive[0].overrides["model.norm"] is False
+    depth, _ = load_grid(GRID.parent / "ablation_depth.yaml")
+    specs = {r.overrides["model.spec"] for r in depth}
+    assert len(specs) == 1 and sum(t.startswith(("c", "fc")) for t in specs.pop().split("-")) >= 8
+    differing = {k for r in depth for k in r.overrides if len({str(o.overrides.get(k)) for o in depth}) > 1}
+    assert differing == {"model.init", "model.norm", "model.affine"}

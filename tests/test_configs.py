@@ -11,7 +11,7 @@ from fabricate_data import make_cifar, make_dvsgesture, make_mnist_idx, skip_cif
 
 from ttfs_lab.train import train  # noqa: E402
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("**/*.yaml"))
 FABRICATE = {
     "MNIST": lambda root: make_mnist_idx(root, 16, 8),
     "FashionMNIST": lambda root: make_mnist_idx(root, 16, 8, name="FashionMNIST"),
@@ -26,7 +26,8 @@ def test_every_dataset_has_a_config():
     assert {"mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "dvsgesture"} <= names
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem != "ablation"], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in CONFIGS if not p.stem.startswith("ablation")],
+                         ids=lambda p: str(p.relative_to(p.parents[1] if p.parent.name != "configs" else p.parent)))
 def test_shipped_config_runs_one_step(path, tmp_path, monkeypatch):
     config = yaml.safe_load(path.read_text())
     cls = config["data"]["class_path"].rsplit(".", 1)[1]

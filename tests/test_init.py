@@ -1,4 +1,4 @@
-"""METHOD.md section 2: ETTFS-init keeps firing alive through depth; Kaiming lets it collapse."""
+"""docs/method.md section 2: ETTFS-init keeps firing alive through depth; Kaiming lets it collapse."""
 
 import math
 

@@ -1,8 +1,9 @@
 """Ablation of the framework's components, driven by ``configs/ablation.yaml`` (the paper's Table 4).
 
-Two families of rows: the cumulative *ladder* from the baseline (Kaiming init, max pooling, no normalization,
-no affine, first-spike decoder), switching one component on per row, and *leave-one-out* rows from the full
-framework. Every row runs N seeds through ``train(config)``; rows with identical settings share their runs. A row
+Three families of rows: the cumulative *ladder* from the baseline (Kaiming init, max pooling, no normalization,
+no affine, first-spike decoder), switching one component on per row; *leave-one-out* rows from the full
+framework; and *reference* rows, each a complete setting of its own (e.g. the naive TTFS network a user would
+otherwise write). Every row runs N seeds through ``train(config)``; rows with identical settings share their runs. A row
 that fails does not stop the others, and re-running skips runs that already finished (their run ids are a hash
 of the settings and the seed). The table (mean and std over seeds of test accuracy, decision step and spikes
 per neuron) is written after every row to ``<runs>/ablations/<study>/table.{json,md}``, where
@@ -24,13 +25,13 @@ from ttfs_lab.overrides import apply, load_yaml, parse_assignments
 from ttfs_lab.tracking import resolve_wandb_mode, write_json, write_text
 
 METRICS = {"test/acc": "test/acc", "test/decision_step": "test/decision_step",
-           "spikes_per_neuron": "test/spikes_per_neuron_mean"}
+           "spikes_per_neuron": "test/spikes_per_neuron_mean", "wall_s": "wall_s"}
 
 
 @dataclass(frozen=True)
 class Row:
     name: str
-    kind: str  # ladder | leave_one_out
+    kind: str  # ladder | leave_one_out | reference
     overrides: dict
 
     @property
@@ -57,8 +58,12 @@ def load_grid(path) -> tuple[list[Row], int]:
                 rows.append(Row(str(entry["name"]), family, dict(current)))
             else:
                 rows.append(Row(str(entry["name"]), family, {**start, **settings}))
+    for i, entry in enumerate(grid.get("references") or []):
+        if not isinstance(entry, dict) or "name" not in entry or not isinstance(entry.get("set", {}), dict):
+            raise ConfigError(f"{path}: references[{i}] must be {{name: ..., set: {{config.path: value}}}}")
+        rows.append(Row(str(entry["name"]), "reference", dict(entry.get("set") or {})))
     if not rows:
-        raise ConfigError(f"{path}: no rows; add a 'ladder' or 'leave_one_out' list")
+        raise ConfigError(f"{path}: no rows; add a 'ladder', 'leave_one_out' or 'references' list")
     seeds = grid.get("seeds", 1)
     if not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"{path}: seeds={seeds!r} is not valid; use a positive integer")
@@ -131,11 +136,12 @@ def _cell(row: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:
 
 def markdown(table: dict) -> str:
     lines = [f"Ablation {table['study']} on {table['dataset']} ({table['seeds']} seed(s); mean ± std)", "",
-             "| row | kind | runs ok | test acc (%) | decision step | spikes / neuron | status |",
-             "|---|---|---|---|---|---|---|"]
+             "| row | kind | runs ok | test acc (%) | decision step | spikes / neuron | wall per run (s) | status |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         lines.append(f"| {r['row']} | {r['kind']} | {r['n_ok']}/{r['seeds']} | {_cell(r, 'test/acc', 100)} | "
-                     f"{_cell(r, 'test/decision_step')} | {_cell(r, 'spikes_per_neuron', 1, 4)} | {r['status']} |")
+                     f"{_cell(r, 'test/decision_step')} | {_cell(r, 'spikes_per_neuron', 1, 4)} | "
+                     f"{_cell(r, 'wall_s', 1, 0)} | {r['status']} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Inference with the folded network and early exit at the first output spike (METHOD.md section 4).
+"""Inference with the folded network and early exit at the first output spike (docs/method.md section 4).
 
 The network runs a chunk of steps at a time (all layers advance together; within a chunk each layer runs over
 its steps at once, the neurons carrying their state from chunk to chunk, ``ttfs_resume``) and a sample leaves
@@ -13,7 +13,9 @@ class fires (``twd``: kappa w_t with w strictly decreasing; ``first_spike``; ``c
 
 The decision for c* = argmax L (lowest index among ties, as ``argmax``) is final when L_c* > U_c for every other
 c, or L_c* = U_c and c* < c. For ``twd`` and ``first_spike`` this holds exactly at the first output spike; for
-``count`` it can take longer; the ``membrane`` decoder (and a negative learned kappa) decide only at T. Early
+``count`` it can take longer. A decoder that reads the output potential (``twd`` with ``twd_potential``) freezes
+the potential at the first output spike, where the classes that fired are above the threshold and the others
+below, so its decision is final there too; the ``membrane`` decoder (and a negative learned kappa) decide only at T. Early
 exit therefore never changes a prediction: it returns the full network's argmax for every sample.
 
 ``early_exit`` gives the predictions, the exit step per sample and the work done; ``compare`` times it against
@@ -28,7 +30,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from ttfs_lab.functional.decoding import decision_steps
+from ttfs_lab.functional.decoding import decision_steps, membrane_potential
 from ttfs_lab.functional.neuron import ResumeState, ttfs_resume
 from ttfs_lab.models import TTFSNet, _fusable_pool, _synapse_forward
 from ttfs_lab.nn.decoders import FirstSpikeDecoder, SpikeCountDecoder, TemporalWeightingDecoder
@@ -50,18 +52,20 @@ def can_exit_early(net: TTFSNet) -> bool:
     return isinstance(dec, MONOTONE_DECODERS) and bool((dec.scale > 0).all())
 
 
-def final_decisions(net: TTFSNet, out: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """After k steps of the output ``out`` (``[T, B, K]``; steps after k are ignored): the argmax class and
-    whether it is certain to stay the argmax at T."""
+def final_decisions(net: TTFSNet, out: Tensor, k: int, potential: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """After k steps of the output ``out`` (``[T, B, K]``; steps after k are ignored; ``potential`` the output
+    potential, for decoders that read it): the argmax class and whether it is certain to stay the argmax at T."""
     T = out.shape[0]
     seen = out.clone()
     seen[k:] = 0
-    lower = net.decoder.partial_logits(seen)[-1]
+    lower = net.decoder.partial_logits(seen, potential)[-1]
     pred = lower.argmax(-1)
     if k >= T:
         return pred, torch.ones_like(pred, dtype=torch.bool)
     if not can_exit_early(net):
         return pred, torch.zeros_like(pred, dtype=torch.bool)
+    if net.decoder.uses_potential:  # frozen at the first output spike (see the module docstring)
+        return net.decoder.partial_logits(seen, potential)[k - 1].argmax(-1), seen[:k].sum((0, 2)) > 0
     seen[k] = (seen[:k].sum(0) == 0).to(out.dtype)  # every silent class fires at the next step
     upper = net.decoder.partial_logits(seen)[-1]
     best = lower.gather(-1, pred.unsqueeze(-1))
@@ -71,13 +75,17 @@ def final_decisions(net: TTFSNet, out: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return pred, beats.all(-1)
 
 
-def _run_chunk(net: TTFSNet, stages: list, h: Tensor, steps: int, states: dict) -> Tensor:
+def _run_chunk(net: TTFSNet, stages: list, h: Tensor, steps: int, states: dict) -> tuple[Tensor, Optional[Tensor]]:
     """The stages over ``steps`` more steps (``h``: ``[steps | 1, B, ...]``), each neuron continuing from its
-    state in ``states`` (updated); a neuron followed by an average pool is one fused op, as in training."""
+    state in ``states`` (updated); a neuron followed by an average pool is one fused op, as in training. Returns
+    the output and, when the decoder reads the output potential, the output layer's currents of these steps."""
     spikes = net.encoder_name != "direct"  # latency spikes and event frames are sparse too
+    currents = None
     i = 0
     while i < len(stages):
         name, stage = stages[i]
+        if name == net.potential_layer:
+            currents = h.expand(steps, *h.shape[1:]) if h.shape[0] == 1 else h
         if isinstance(stage, TTFSNeuron):
             k = _fusable_pool(stages[i + 1][1]) if i + 1 < len(stages) else None
             k = k if k and h.dim() == 5 else 1
@@ -89,7 +97,7 @@ def _run_chunk(net: TTFSNet, stages: list, h: Tensor, steps: int, states: dict) 
             h = _synapse_forward(stage, h.flatten(0, 1), spikes and net.sparse)
             h = h.view(s, b, *h.shape[1:])
         i += 1
-    return h
+    return h, currents
 
 
 @torch.no_grad()
@@ -112,21 +120,26 @@ def early_exit(net: TTFSNet, x: Tensor, chunk: int = 1) -> EarlyExitResult:
     active = torch.arange(B, device=h.device)
     states: dict[str, ResumeState] = {}
     out: Optional[Tensor] = None  # [T, active, K]
+    cur: Optional[Tensor] = None  # [T, active, K] output currents, when the decoder reads the potential
     pred = torch.zeros(B, dtype=torch.long, device=h.device)
     exit_step = torch.full((B,), T, dtype=torch.long, device=h.device)
     sample_steps = steps_run = 0
     t0 = 0
     while t0 < T:
         t1 = min(T, t0 + chunk)
-        z = _run_chunk(net, stages[start:], h if const else h[t0:t1], t1 - t0, states)
+        z, c = _run_chunk(net, stages[start:], h if const else h[t0:t1], t1 - t0, states)
         if out is None:
             out = z.new_zeros((T, *z.shape[1:]))
+            cur = None if c is None else z.new_zeros((T, *z.shape[1:]))
         out[t0:t1] = z
+        if cur is not None:
+            cur[t0:t1] = c
+        potential = None if cur is None else membrane_potential(cur, net.output_params.lam)
         sample_steps += len(active) * (t1 - t0)
         steps_run = t1
         done = torch.zeros(len(active), dtype=torch.bool, device=h.device)
         for t in range(t0, t1):
-            p, final = final_decisions(net, out, t + 1)
+            p, final = final_decisions(net, out, t + 1, potential)
             new = final & ~done
             pred[active[new]] = p[new]
             exit_step[active[new]] = t + 1
@@ -136,6 +149,7 @@ def early_exit(net: TTFSNet, x: Tensor, chunk: int = 1) -> EarlyExitResult:
         if done.any():  # compact: finished samples leave the batch
             keep = ~done
             active, out, h = active[keep], out[:, keep], h[:, keep]
+            cur = None if cur is None else cur[:, keep]
             states = {n: s.select(keep) for n, s in states.items()}
         t0 = t1
     return EarlyExitResult(pred, exit_step, steps_run, sample_steps)
@@ -159,7 +173,7 @@ def compare(net: TTFSNet, x: Tensor, y: Optional[Tensor] = None, repeats: int = 
 
     Returns times (minimum of ``repeats``), speed-ups, the fraction of predictions kept (equal to the full
     network's), accuracies when labels ``y`` are given, the mean exit step and the mean decision step (first
-    output spike, METHOD.md section 4).
+    output spike, docs/method.md section 4).
     """
     folded = net.fold().eval()
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)

@@ -1,4 +1,4 @@
-"""Weight initializers (METHOD.md section 2).
+"""Weight initializers (docs/method.md section 2).
 
 * ``ettfs``: w ~ N(0, gain * T / fan_in). An input neuron fires once in T steps, so a TTFS layer sees about
   T times fewer active inputs per step than an ANN layer; the T factor keeps the post-synaptic current, and

@@ -1,4 +1,4 @@
-"""Spike and latency statistics as torchmetrics Metrics (METHOD.md section 6).
+"""Spike and latency statistics as torchmetrics Metrics (docs/method.md section 6).
 
 All states are sums reduced by addition, so the metrics are exact under DDP: each process adds its batches and
 ``compute`` divides only after the reduction.

@@ -1,4 +1,4 @@
-"""Spec string -> TTFS network (METHOD.md section 7).
+"""Spec string -> TTFS network (docs/method.md section 7).
 
 A spec is tokens joined by ``-``:
 
@@ -29,6 +29,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
+from ttfs_lab.functional.decoding import membrane_potential
 from ttfs_lab.functional.encoding import ENCODERS
 from ttfs_lab.functional.neuron import MODES, NeuronParams
 from ttfs_lab.functional.sparse import spike_conv2d, spike_linear
@@ -97,6 +98,12 @@ class NetOutput(NamedTuple):
     logits: Tensor  # [B, K]
     out: Tensor  # [T, B, K]: output spikes (or currents for the membrane decoder)
     stats: Optional[dict[str, dict[str, Tensor]]]  # layer name -> spike_summary, when recorded
+    potential: Optional[Tensor] = None  # [T, B, K]: the spiking output layer's potential, if the decoder reads it
+
+    def partial_logits(self, decoder) -> Tensor:
+        """``[T, B, K]``: the logits had inference stopped after step k (detached)."""
+        potential = None if self.potential is None else self.potential.detach()
+        return decoder.partial_logits(self.out.detach(), potential)
 
 
 class TTFSNet(nn.Module):
@@ -111,10 +118,11 @@ class TTFSNet(nn.Module):
         decoder: ``twd`` | ``first_spike`` | ``count`` | ``membrane``.
         logit_scale: kappa; None = the decoder's default. learnable_scale: make kappa a parameter.
         twd_weights: ``linear`` | ``exponential`` | ``learnable``; twd_decay: base of the exponential.
+        twd_potential: TWD adds the output potential at the decision step (tie-break; docs/method.md).
         init: ``ettfs`` | ``kaiming`` | ``default``; init_gain: its gain; init_distribution: normal | uniform.
         norm: weight normalization; affine: learnable gamma / beta.
         pool: None keeps the spec's ``ap``/``mp``; ``avg`` or ``max`` replaces every pool (ablation).
-        theta, leak, surrogate, alpha: the neuron (METHOD.md section 1).
+        theta, leak, surrogate, alpha: the neuron (docs/method.md section 1).
         mode: ``auto`` | ``parallel`` | ``step``.
         sparse: in parallel mode on CPU, compute the layers whose input is spikes as sparse x dense products when
             the input is sparse enough (``ttfs_lab.functional.sparse``); False keeps every product dense.
@@ -123,7 +131,7 @@ class TTFSNet(nn.Module):
     def __init__(self, spec: str, input_shape: tuple[int, int, int], num_classes: int, T: int = 8,
                  encoder: str = "direct", decoder: str = "twd", logit_scale: Optional[float] = None,
                  learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
-                 init: str = "ettfs", init_gain: float = 1.0, init_distribution: str = "normal", norm: bool = True,
+                 twd_potential: bool = True, init: str = "ettfs", init_gain: float = 1.0, init_distribution: str = "normal", norm: bool = True,
                  affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
                  surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", sparse: bool = True) -> None:
         super().__init__()
@@ -134,7 +142,8 @@ class TTFSNet(nn.Module):
         self.mode = check_choice("model.mode", mode, MODES)
         if pool is not None:
             check_choice("model.pool", pool, POOLS.names())
-        self.decoder = build_decoder(decoder, T, logit_scale, learnable_scale, twd_weights, twd_decay)
+        self.decoder = build_decoder(decoder, T, logit_scale, learnable_scale, twd_weights, twd_decay, twd_potential,
+                                     theta)
         layers = parse_spec(spec)
         if layers[-1].width != num_classes:
             raise ValueError(f"model.spec {spec!r} ends in {layers[-1].token} but the dataset has {num_classes} classes; end it with fc{num_classes}")
@@ -142,6 +151,10 @@ class TTFSNet(nn.Module):
         synapse_kw = dict(T=T, init=init, init_gain=init_gain, norm=norm, affine=affine, distribution=init_distribution)
         self.stages = nn.ModuleDict()
         self._build(layers, tuple(input_shape), params, synapse_kw, pool)
+        self.output_params = params
+        last = list(self.stages)[-1]
+        # the output neuron whose potential the decoder reads (None: the decoder reads spikes only)
+        self.potential_layer = last if self.decoder.spiking and self.decoder.uses_potential else None
 
     def _build(self, layers, shape, params, synapse_kw, pool_override) -> None:
         for i, layer in enumerate(layers, start=1):
@@ -173,10 +186,11 @@ class TTFSNet(nn.Module):
         """``x``: ``[B, C, H, W]`` (or ``[B, T, C, H, W]`` frames) -> logits ``[B, K]`` (+ output, stats)."""
         h = self.encode(x)
         mode = check_choice("mode", mode or self.mode, MODES)
-        out, stats = (self._forward_step if mode == "step" else self._forward_parallel)(h, record)
+        out, stats, currents = (self._forward_step if mode == "step" else self._forward_parallel)(h, record)
         if out.shape[0] == 1:
             out = out.expand(self.T, *out.shape[1:])
-        return NetOutput(self.decoder(out), out, stats)
+        potential = None if currents is None else membrane_potential(currents, self.output_params.lam)
+        return NetOutput(self.decoder(out, potential), out, stats, potential)
 
     def encode(self, x: Tensor) -> Tensor:
         expected = 5 if self.encoder_name == "frames" else 4
@@ -191,10 +205,13 @@ class TTFSNet(nn.Module):
         stats = {} if record else None
         stages = list(self.stages.items())
         spikes = self.encoder_name != "direct"  # latency spikes and event frames are sparse too
+        currents = None
         i = 0
         while i < len(stages):
             name, stage = stages[i]
             pool_k = _fusable_pool(stages[i + 1][1]) if i + 1 < len(stages) and not record else None
+            if name == self.potential_layer:
+                currents = h.expand(self.T, *h.shape[1:]) if h.shape[0] == 1 else h
             if isinstance(stage, TTFSNeuron):
                 if pool_k and h.dim() == 5:
                     h = stage.forward_pooled(h, pool_k)  # neuron + average pool in one pass
@@ -209,7 +226,7 @@ class TTFSNet(nn.Module):
             if record and self._is_recorded(name, stage) and h.shape[0] == self.T:
                 stats[name] = spike_summary(h)
             i += 1
-        return h, stats
+        return h, stats, currents
 
     def _forward_step(self, h: Tensor, record: bool):
         stages = list(self.stages.items())
@@ -224,6 +241,8 @@ class TTFSNet(nn.Module):
         for t in range(self.T):
             z = z0 if h.shape[0] == 1 else h[t]
             for name, stage in stages[(start if h.shape[0] == 1 else 0):]:
+                if name == self.potential_layer:
+                    seqs.setdefault("__currents__", []).append(z)
                 if isinstance(stage, TTFSNeuron):
                     z, states[name] = stage.step(z, states.get(name))
                 else:
@@ -232,8 +251,9 @@ class TTFSNet(nn.Module):
                     seqs.setdefault(name, []).append(z)
             seqs.setdefault("__out__", []).append(z)
         out = torch.stack(seqs.pop("__out__"))
+        currents = torch.stack(seqs.pop("__currents__")) if "__currents__" in seqs else None
         stats = {name: spike_summary(torch.stack(seq)) for name, seq in seqs.items()} if record else None
-        return out, stats
+        return out, stats, currents
 
     @staticmethod
     def _is_recorded(name: str, stage: nn.Module) -> bool:

@@ -1,4 +1,4 @@
-"""The LightningModule: one shared step for train / val / test, metrics per stage (METHOD.md section 6)."""
+"""The LightningModule: one shared step for train / val / test, metrics per stage (docs/method.md section 6)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class TTFSClassifier(L.LightningModule):
                  num_classes: int = 10, frames: Optional[int] = None, spec: Optional[str] = None, T: int = 8,
                  encoder: Optional[str] = None, decoder: str = "twd", logit_scale: Optional[float] = None,
                  learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
-                 init: str = "ettfs", init_gain: float = 1.0, init_distribution: str = "normal", norm: bool = True,
+                 twd_potential: bool = True, init: str = "ettfs", init_gain: float = 1.0, init_distribution: str = "normal", norm: bool = True,
                  affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
                  surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", optimizer: str = "adam",
                  lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
@@ -94,7 +94,7 @@ class TTFSClassifier(L.LightningModule):
                  batch_size=len(y))
         if record:
             self.spike_stats[f"{stage}_"].update(out.stats)
-            partial = self.net.decoder.partial_logits(out.out.detach())
+            partial = out.partial_logits(self.net.decoder)
             self.latency[f"{stage}_"].update(partial, out.out, y, self.net.decoder.spiking)
         return loss
 

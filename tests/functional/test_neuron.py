@@ -1,6 +1,6 @@
 """The neuron: hand-computed traces, single-spike property, and step == parallel for every backend of the
 parallel execution (fused CPU kernel, fused GPU kernel, tensor ops), with and without fused average pooling
-(METHOD.md section 1). The GPU (Triton) kernels run here on CPU tensors through Triton's interpreter
+(docs/method.md section 1). The GPU (Triton) kernels run here on CPU tensors through Triton's interpreter
 (``TRITON_INTERPRET=1``, set by conftest); tests/functional/test_triton_kernels.py runs them compiled on a GPU."""
 
 import functools

@@ -1,4 +1,4 @@
-"""METHOD.md section 5: max pooling breaks the single-spike property, average pooling keeps it."""
+"""docs/method.md section 5: max pooling breaks the single-spike property, average pooling keeps it."""
 
 import torch
 from hypothesis import given, settings

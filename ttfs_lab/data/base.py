@@ -1,7 +1,7 @@
 """The DataModule base class shared by every dataset, the seeded train/val split, and a loading benchmark.
 
 Batches are `(x, y)`: images `x` float32 `[B, C, H, W]` in [0, 1]; event data `x` float32 `[B, T, 2, H, W]`;
-`y` int64 `[B]`. See METHOD.md section 1 (input encoding) and section 7 (architectures per dataset).
+`y` int64 `[B]`. See docs/method.md section 1 (input encoding) and section 7 (architectures per dataset).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Output decoders (METHOD.md section 4), as functions of the output layer's ``[T, B, K]`` sequence.
+"""Output decoders (docs/method.md section 4), as functions of the output layer's ``[T, B, K]`` sequence.
 
 Every decoder gives ``partial_logits``: the logits it would output if inference stopped after step k, for
 k = 1..T, shape ``[T, B, K]``; the final logits are the last of them. This gives the accuracy-vs-step curve for
@@ -56,6 +56,31 @@ def first_spike_partial_logits(out: Tensor, scale: float | Tensor) -> Tensor:
     T = out.shape[0]
     w = torch.arange(T, 0, -1, dtype=out.dtype, device=out.device)  # T + 1 - s for s = 1..T
     return (out * w.view(-1, 1, 1)).cumsum(0).sub(T + 1).mul(scale / T)
+
+
+def membrane_potential(currents: Tensor, lam: float = 1.0) -> Tensor:
+    """V[t] = lam V[t-1] + I[t] over ``[T, B, K]`` currents, summed in the neuron's step order (no reset: the
+    decoders read V only up to the first output spike)."""
+    if lam == 1.0:
+        return currents.cumsum(0)
+    steps, v = [], None
+    for current in currents:
+        v = current if v is None else v * lam + current
+        steps.append(v)
+    return torch.stack(steps)
+
+
+def decision_potential_partial(out: Tensor, potential: Tensor) -> Tensor:
+    """``[T, B, K]``: after step k, each class's potential V_c at the step ``min(k, t*)``, t* = the sample's first
+    output spike (0-based). Frozen at the decision: among the classes that fire first, the highest potential leads;
+    classes that have not fired are below the threshold there, so they stay below the ones that have."""
+    T = out.shape[0]
+    decided = (out.detach().sum(-1) > 0).cumsum(0) > 0  # [T, B]: some class has fired by step k
+    first = torch.where(decided.any(0), decided.to(torch.uint8).argmax(0), torch.full_like(decided[0], T - 1,
+                                                                                           dtype=torch.long))
+    steps = torch.arange(T, device=out.device).view(-1, 1)
+    index = torch.minimum(steps, first.view(1, -1))  # [T, B]
+    return potential.gather(0, index.unsqueeze(-1).expand(-1, -1, potential.shape[-1]))
 
 
 def first_spike_steps(out: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Input encoders (METHOD.md section 1). Each maps a batch to input of shape ``[T', B, ...]``.
+"""Input encoders (docs/method.md section 1). Each maps a batch to input of shape ``[T', B, ...]``.
 
 * ``direct``: the analog image is the first layer's input current at every step. It is returned once as
   ``[1, B, C, H, W]``: the first synaptic layer is then computed once and broadcast over T.

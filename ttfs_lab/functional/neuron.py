@@ -1,4 +1,4 @@
-"""The single-spike (TTFS) integrate-and-fire neuron as pure functions (METHOD.md section 1).
+"""The single-spike (TTFS) integrate-and-fire neuron as pure functions (docs/method.md section 1).
 
     V[t] = lam * V[t-1] + I[t]
     S[t] = H(V[t] - theta) * (1 - F[t-1])        F[t] = F[t-1] or S[t]   (F detached)

@@ -1,4 +1,4 @@
-"""Synaptic layers whose input is spikes, as sparse x dense products (CPU, numba; METHOD.md section 8).
+"""Synaptic layers whose input is spikes, as sparse x dense products (CPU, numba; docs/method.md section 8).
 
 Every layer after the first sees spikes: each presynaptic neuron fires at most once in T steps, so over the
 ``T * B`` rows of the parallel execution a layer's input has at most ``B * N`` nonzeros (one ANN's worth), a few

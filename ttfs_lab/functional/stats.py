@@ -1,4 +1,4 @@
-"""Spike statistics of one layer's ``[T, B, ...]`` output, as sums that reduce by addition (METHOD.md section 6).
+"""Spike statistics of one layer's ``[T, B, ...]`` output, as sums that reduce by addition (docs/method.md section 6).
 
 A unit's spike count is its output summed over time. For TTFS neurons and average pools it is <= 1; a count
 above 1 (max pooling) is a single-spike violation.

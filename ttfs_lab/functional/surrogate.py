@@ -1,4 +1,4 @@
-"""Surrogate derivatives of the Heaviside step (METHOD.md section 1).
+"""Surrogate derivatives of the Heaviside step (docs/method.md section 1).
 
 Each surrogate is the derivative of a smooth step with sharpness ``alpha``; all integrate to 1 over the real line.
 """

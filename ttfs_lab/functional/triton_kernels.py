@@ -16,7 +16,7 @@ the tensor-op neuron costs about fifteen of them per layer and direction, plus t
 274 launches in a 9.4 ms step of the MNIST network, 17 % of its GPU time in ``avg_pool2d_backward``). Here a
 neuron layer is one launch each way and the full-size spikes of a pooled layer are never written.
 
-The arithmetic is the step reference's (METHOD.md section 1): ``V = V * lam + I[t]`` in float32 (half-precision
+The arithmetic is the step reference's (docs/method.md section 1): ``V = V * lam + I[t]`` in float32 (half-precision
 currents are widened; the spikes and ``X`` are stored in the currents' dtype, as the step execution's autograd
 keeps them) without fused multiply-add, spike when ``V - theta >= 0``. With ``TRITON_INTERPRET=1`` the same
 kernels run on CPU tensors (numpy): that is how the test suite checks them on machines without a GPU.
@@ -292,7 +292,7 @@ def _row_block(K: int) -> int:
 
 
 def standardize_forward(flat: Tensor, gamma: Tensor | None, std: float, eps: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Per row o of ``flat`` ``[O, K]``: ``(w - mean) / sqrt(var + eps) * std * gamma[o]`` (METHOD.md section 3),
+    """Per row o of ``flat`` ``[O, K]``: ``(w - mean) / sqrt(var + eps) * std * gamma[o]`` (docs/method.md section 3),
     one program per row; returns it with the rows' mean and 1 / sqrt(var + eps) (float32) for the backward."""
     O, K = flat.shape
     out = torch.empty_like(flat)

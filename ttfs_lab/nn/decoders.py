@@ -1,4 +1,4 @@
-"""Decoder modules over the output layer's ``[T, B, K]`` sequence (METHOD.md section 4).
+"""Decoder modules over the output layer's ``[T, B, K]`` sequence (docs/method.md section 4).
 
 ``forward(out)`` gives the logits ``[B, K]``; ``partial_logits(out)`` gives ``[T, B, K]``, the logits after
 stopping at step k = 1..T (accuracy-vs-step, early exit). The prediction is ``argmax``, which returns the
@@ -6,6 +6,8 @@ lowest class index among equal logits: ties are broken deterministically.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -17,9 +19,11 @@ DECODERS: Registry[type["Decoder"]] = Registry("decoder")
 
 
 class Decoder(nn.Module):
-    """Base: ``spiking`` tells the model builder whether the output layer has TTFS neurons."""
+    """Base: ``spiking`` tells the model builder whether the output layer has TTFS neurons; ``uses_potential``
+    whether the decoder also reads that layer's membrane potential (``partial_logits(out, potential)``)."""
 
     spiking = True
+    uses_potential = False
 
     def __init__(self, T: int, scale: float = 8.0, learnable_scale: bool = False) -> None:
         super().__init__()
@@ -30,25 +34,37 @@ class Decoder(nn.Module):
         else:
             self.register_buffer("scale", scale_t)
 
-    def partial_logits(self, out: Tensor) -> Tensor:
+    def partial_logits(self, out: Tensor, potential: Optional[Tensor] = None) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, out: Tensor) -> Tensor:
+    def forward(self, out: Tensor, potential: Optional[Tensor] = None) -> Tensor:
         if out.dim() != 3 or out.shape[0] != self.T:
             raise ValueError(f"decoder expects output of shape [T={self.T}, B, classes], got {tuple(out.shape)}")
-        return self.partial_logits(out)[-1]
+        if self.uses_potential and potential is None:
+            raise ValueError(f"decoder {type(self).__name__} needs the output layer's membrane potential")
+        return self.partial_logits(out, potential)[-1]
 
 
 @DECODERS.register("twd")
 class TemporalWeightingDecoder(Decoder):
-    """logits_c = kappa sum_t w_t S_c[t]; weights ``linear`` (T - t + 1)/T, ``exponential`` decay^(t-1), or
-    ``learnable`` (initialized linear, kept strictly decreasing by a softplus reverse-cumsum)."""
+    """Temporal weighting decoder (docs/method.md, "Output decoding"):
+
+        logits_c = kappa sum_t w_t S_c[t]  +  V_c[t*] / theta        (potential=True, the default)
+
+    with w_t strictly decreasing (``linear`` (T - t + 1)/T, ``exponential`` decay^(t-1), or ``learnable``), S the
+    output spikes and V_c[t*] the output neuron's membrane potential at the sample's decision step t* (its first
+    output spike; T if none). The spike term rewards early firing; on its own it is, for linear w, the first-spike
+    readout shifted by a constant. The potential term orders the classes that fire at the same step (in discrete
+    time up to a fifth of the test samples have such ties) and gives every class a gradient at the decision.
+    The decision stays the first output spike: at t* the classes that fired have V >= theta > V of the others.
+    ``potential=False`` is the spike term alone."""
 
     def __init__(self, T: int, scale: float = 8.0, learnable_scale: bool = False, weights: str = "linear",
-                 decay: float = 0.8) -> None:
+                 decay: float = 0.8, potential: bool = True, theta: float = 1.0) -> None:
         super().__init__(T, scale, learnable_scale)
         w = decoding.twd_weights(T, "linear" if weights == "learnable" else weights, decay)
         self.learnable = weights == "learnable"
+        self.uses_potential, self.theta = potential, theta
         if self.learnable:
             self.raw_weights = nn.Parameter(decoding.inverse_monotone_weights(w))
         else:
@@ -58,15 +74,18 @@ class TemporalWeightingDecoder(Decoder):
     def weights(self) -> Tensor:
         return decoding.monotone_weights(self.raw_weights) if self.learnable else self.fixed_weights
 
-    def partial_logits(self, out: Tensor) -> Tensor:
-        return decoding.weighted_partial_logits(out, self.weights.to(out.dtype), self.scale)
+    def partial_logits(self, out: Tensor, potential: Optional[Tensor] = None) -> Tensor:
+        logits = decoding.weighted_partial_logits(out, self.weights.to(out.dtype), self.scale)
+        if self.uses_potential:
+            logits = logits + decoding.decision_potential_partial(out, potential) / self.theta
+        return logits
 
 
 @DECODERS.register("first_spike")
 class FirstSpikeDecoder(Decoder):
     """Classic TTFS readout: logit = -(kappa / T) * spike step, T + 1 when silent."""
 
-    def partial_logits(self, out: Tensor) -> Tensor:
+    def partial_logits(self, out: Tensor, potential: Optional[Tensor] = None) -> Tensor:
         return decoding.first_spike_partial_logits(out, self.scale)
 
 
@@ -74,7 +93,7 @@ class FirstSpikeDecoder(Decoder):
 class SpikeCountDecoder(Decoder):
     """Rate readout of a single-spike layer: logit = kappa * (fired or not)."""
 
-    def partial_logits(self, out: Tensor) -> Tensor:
+    def partial_logits(self, out: Tensor, potential: Optional[Tensor] = None) -> Tensor:
         return out.cumsum(0) * self.scale
 
 
@@ -87,14 +106,15 @@ class MembraneDecoder(Decoder):
     def __init__(self, T: int, scale: float = 1.0, learnable_scale: bool = False) -> None:
         super().__init__(T, scale, learnable_scale)
 
-    def partial_logits(self, out: Tensor) -> Tensor:
+    def partial_logits(self, out: Tensor, potential: Optional[Tensor] = None) -> Tensor:
         return out.cumsum(0) * self.scale
 
 
 def build_decoder(name: str, T: int, scale: float | None = None, learnable_scale: bool = False,
-                  twd_weights: str = "linear", twd_decay: float = 0.8) -> Decoder:
+                  twd_weights: str = "linear", twd_decay: float = 0.8, twd_potential: bool = True,
+                  theta: float = 1.0) -> Decoder:
     cls = DECODERS[name]
     kwargs = {} if scale is None else {"scale": scale}
     if cls is TemporalWeightingDecoder:
-        kwargs.update(weights=twd_weights, decay=twd_decay)
+        kwargs.update(weights=twd_weights, decay=twd_decay, potential=twd_potential, theta=theta)
     return cls(T, learnable_scale=learnable_scale, **kwargs)

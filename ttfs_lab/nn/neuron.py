@@ -11,7 +11,7 @@ from ttfs_lab.registry import check_choice
 
 
 class TTFSNeuron(nn.Module):
-    """Single-spike IF / leaky neuron over ``[T, B, ...]`` currents (METHOD.md section 1).
+    """Single-spike IF / leaky neuron over ``[T, B, ...]`` currents (docs/method.md section 1).
 
     A ``[1, B, ...]`` input (a current that is constant over time, e.g. the first layer under direct
     encoding) is broadcast to T steps without a copy: the parallel execution reads it once per step and returns

@@ -1,4 +1,4 @@
-"""Pooling of spike maps, applied per step (METHOD.md section 5).
+"""Pooling of spike maps, applied per step (docs/method.md section 5).
 
 Average pooling is linear: a pooled unit's output summed over time is the mean of its window's spike counts,
 so it stays <= 1 and feeds the next layer as current. Max pooling is kept for the ablation only: a pooled unit

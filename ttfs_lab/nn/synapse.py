@@ -1,4 +1,4 @@
-"""Normalized conv / linear layers with a learnable affine (METHOD.md section 3).
+"""Normalized conv / linear layers with a learnable affine (docs/method.md section 3).
 
 Per output unit o, with ``std_init`` the standard deviation of the chosen initializer (ETTFS: sqrt(gain T/fan_in)):
 
