@@ -77,3 +77,17 @@ def test_nan_stops_with_one_line(config_file):
 
 def test_unknown_command():
     assert "fit, validate, test" in one_line_error(*cli("train")[::2])
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--model.T", "0"], "model.T=0"),
+    (["--model.spec", "c8-fc11"], "fc10"),
+    (["--model.spec", "c8-zz-fc10"], "'zz'"),
+    (["--model.decoder", "softmax"], "softmax"),
+    (["--model.leak", "1.5"], "leak"),
+    (["--model.twd_potential", "-1"], "model.twd_potential"),
+])
+def test_values_the_network_rejects_are_one_line_errors(config_file, args, names):
+    """ValueErrors raised while the model is built reach the user as one line, exit status 2 (issue 11's class)."""
+    line = one_line_error(*cli("fit", "--config", config_file(), *args)[::2])
+    assert names in line and line.startswith("error: invalid configuration")

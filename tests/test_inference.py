@@ -11,7 +11,7 @@ from ttfs_lab.models import TTFSNet
 def net_and_input(decoder="twd", encoder="direct", seed=0):
     """``decoder`` may be ``twd_spikes``: TWD without the potential term."""
     torch.manual_seed(seed)
-    kw = {"decoder": "twd", "twd_potential": False} if decoder == "twd_spikes" else {"decoder": decoder}
+    kw = {"decoder": "twd", "twd_potential": 0.0} if decoder == "twd_spikes" else {"decoder": decoder}
     if encoder == "frames":
         net = TTFSNet("c6-ap-fc16-fc5", (2, 8, 8), 5, T=6, encoder="frames", init_gain=2.0, **kw)
         x = (torch.rand(24, 6, 2, 8, 8) < 0.2).float()

@@ -118,7 +118,7 @@ class TTFSNet(nn.Module):
         decoder: ``twd`` | ``first_spike`` | ``count`` | ``membrane``.
         logit_scale: kappa; None = the decoder's default. learnable_scale: make kappa a parameter.
         twd_weights: ``linear`` | ``exponential`` | ``learnable``; twd_decay: base of the exponential.
-        twd_potential: TWD adds the output potential at the decision step (tie-break; docs/method.md).
+        twd_potential: weight rho of the output potential at the decision step in TWD (0 = spikes only; docs/method.md).
         init: ``ettfs`` | ``kaiming`` | ``default``; init_gain: its gain; init_distribution: normal | uniform.
         norm: weight normalization; affine: learnable gamma / beta.
         pool: None keeps the spec's ``ap``/``mp``; ``avg`` or ``max`` replaces every pool (ablation).
@@ -131,7 +131,8 @@ class TTFSNet(nn.Module):
     def __init__(self, spec: str, input_shape: tuple[int, int, int], num_classes: int, T: int = 8,
                  encoder: str = "direct", decoder: str = "twd", logit_scale: Optional[float] = None,
                  learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
-                 twd_potential: bool = True, init: str = "ettfs", init_gain: float = 1.0, init_distribution: str = "normal", norm: bool = True,
+                 twd_potential: float = 0.1, init: str = "ettfs", init_gain: float = 1.0,
+                 init_distribution: str = "normal", norm: bool = True,
                  affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
                  surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", sparse: bool = True) -> None:
         super().__init__()

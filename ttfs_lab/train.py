@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence, Union
 from jsonargparse import ArgumentError
 from lightning.pytorch.utilities import rank_zero_only
 
-from ttfs_lab.errors import ConfigError
+from ttfs_lab.errors import ConfigError, TTFSLabError, first_line
 from ttfs_lab.tracking import now, read_json
 
 ConfigLike = Union[dict, list[str]]
@@ -33,6 +33,10 @@ def make_cli(config: ConfigLike, **kwargs):
             return TTFSLabCLI(args=config, **kwargs)
     except ArgumentError as err:
         raise ConfigError(config_error_line(err)) from None
+    except TTFSLabError:
+        raise
+    except ValueError as err:  # a value the model or network rejects while being built (T, spec, decoder, ...)
+        raise ConfigError(f"invalid configuration: {first_line(err)}") from None
 
 
 def config_error_line(err: Exception) -> str:

@@ -12,3 +12,14 @@ def test_summary_counts_a_hand_made_trace():
     assert s["spikes"].item() == 4 and s["units"].item() == 4
     assert s["silent"].item() == 1 and s["violations"].item() == 1
     assert s["hist"].tolist() == [2, 0, 1, 1]
+
+
+def test_summary_equals_the_argmax_definition_on_random_traces():
+    torch.manual_seed(0)
+    for T in (1, 4, 9):
+        out = (torch.rand(T, 3, 5, 6) < 0.15).float() * torch.rand(T, 3, 5, 6).round().add(0.5)  # 0, .5, 1.5
+        fired = out > 0
+        first = torch.where(fired.any(0), fired.to(torch.uint8).argmax(0), torch.full(out.shape[1:], T))
+        s = spike_summary(out)
+        assert s["hist"].tolist() == torch.bincount(first.flatten(), minlength=T + 1).float().tolist()
+        assert s["silent"].item() == (~fired.any(0)).sum().item()

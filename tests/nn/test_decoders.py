@@ -15,13 +15,13 @@ def spikes_at(T, times):
 
 @pytest.mark.parametrize("weights", ["linear", "exponential", "learnable"])
 def test_twd_predicts_the_earliest_firing_class(weights):
-    dec = build_decoder("twd", 6, twd_weights=weights, twd_potential=False)
+    dec = build_decoder("twd", 6, twd_weights=weights, twd_potential=0.0)
     assert dec(spikes_at(6, [5, 2, None, 3])).argmax(1).item() == 1
     assert dec(spikes_at(6, [None, None, 6, None])).argmax(1).item() == 2
 
 
 def test_spike_only_twd_ties_go_to_the_lowest_class_index():
-    dec = build_decoder("twd", 6, twd_potential=False)
+    dec = build_decoder("twd", 6, twd_potential=0.0)
     for _ in range(3):
         assert dec(spikes_at(6, [4, 2, 2, 2])).argmax(1).item() == 1
 
@@ -33,7 +33,7 @@ def test_first_spike_decoder_logit_is_minus_spike_time():
 
 
 def test_partial_logits_give_the_decision_as_it_was_at_each_step():
-    dec = build_decoder("twd", 4, twd_potential=False)
+    dec = build_decoder("twd", 4, twd_potential=0.0)
     partial = dec.partial_logits(spikes_at(4, [3, 4, None]))
     assert partial.argmax(-1).flatten().tolist() == [0, 0, 0, 0]
     partial = dec.partial_logits(spikes_at(4, [None, 2, 1]))
@@ -41,7 +41,7 @@ def test_partial_logits_give_the_decision_as_it_was_at_each_step():
 
 
 def test_twd_gradient_rewards_earlier_spikes_of_the_target():
-    dec = build_decoder("twd", 4, twd_potential=False)
+    dec = build_decoder("twd", 4, twd_potential=0.0)
     out = spikes_at(4, [None, 2, None]).requires_grad_()
     torch.nn.functional.cross_entropy(dec(out), torch.tensor([0])).backward()
     g = out.grad[:, 0, 0]
@@ -76,7 +76,7 @@ def potential_for(out, peaks):
 def test_linear_spike_twd_is_the_first_spike_readout_shifted_by_a_constant():
     """The algebra behind docs/method.md: kappa (T - t + 1) / T versus -kappa t / T differ by kappa (T + 1) / T
     for every class, silent ones included, so softmax and loss are the same."""
-    twd = build_decoder("twd", 6, twd_potential=False)
+    twd = build_decoder("twd", 6, twd_potential=0.0)
     first = build_decoder("first_spike", 6)
     torch.manual_seed(0)
     out = torch.zeros(6, 8, 5)
@@ -107,7 +107,7 @@ def test_twd_potential_never_lets_a_later_class_overtake_the_first_spike():
 
 
 def test_twd_potential_gives_every_class_a_gradient_at_the_decision():
-    dec = build_decoder("twd", 4)
+    dec = build_decoder("twd", 4, twd_potential=1.0)
     out = spikes_at(4, [None, 2, None])
     v = potential_for(out, [0, 1.3, 0]).requires_grad_()
     torch.nn.functional.cross_entropy(dec(out, v), torch.tensor([0])).backward()

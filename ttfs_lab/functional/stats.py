@@ -15,17 +15,23 @@ STAT_KEYS = ("spikes", "units", "silent", "violations", "hist")
 @torch.no_grad()
 def spike_summary(out: Tensor) -> dict[str, Tensor]:
     """Sums over the batch: total spikes, unit-samples, silent unit-samples, violations (count > 1), and the
-    first-spike-step histogram ``hist`` of length T + 1 (bin k-1 = first spike at step k, last bin = silent)."""
+    first-spike-step histogram ``hist`` of length T + 1 (bin k-1 = first spike at step k, last bin = silent).
+
+    The first-spike step is counted as the number of steps before a unit's first spike (T when silent), one
+    in-place OR over the T slices: ``argmax`` over the time axis of a ``[T, B, C, H, W]`` tensor took 70 % of a
+    test epoch on CPU."""
     T = out.shape[0]
     out = out.detach()
     counts = out.sum(0)
-    fired = out > 0
-    any_fired = fired.any(0)
-    first = torch.where(any_fired, fired.to(torch.uint8).argmax(0), torch.full_like(counts, T, dtype=torch.long))
+    fired_by = torch.zeros_like(counts, dtype=torch.bool)
+    steps_before = torch.zeros_like(counts, dtype=torch.uint8 if T < 255 else torch.int32)
+    for t in range(T):
+        fired_by |= out[t] > 0
+        steps_before += ~fired_by
     return {
         "spikes": counts.sum().float(),
         "units": torch.tensor(float(counts.numel()), device=out.device),
-        "silent": (~any_fired).sum().float(),
+        "silent": (~fired_by).sum().float(),
         "violations": (counts > 1 + 1e-6).sum().float(),
-        "hist": torch.bincount(first.flatten(), minlength=T + 1).float(),
+        "hist": torch.bincount(steps_before.flatten().long(), minlength=T + 1).float(),
     }

@@ -49,7 +49,7 @@ class Decoder(nn.Module):
 class TemporalWeightingDecoder(Decoder):
     """Temporal weighting decoder (docs/method.md, "Output decoding"):
 
-        logits_c = kappa sum_t w_t S_c[t]  +  V_c[t*] / theta        (potential=True, the default)
+        logits_c = kappa sum_t w_t S_c[t]  +  rho V_c[t*] / theta        (rho = ``potential``)
 
     with w_t strictly decreasing (``linear`` (T - t + 1)/T, ``exponential`` decay^(t-1), or ``learnable``), S the
     output spikes and V_c[t*] the output neuron's membrane potential at the sample's decision step t* (its first
@@ -57,14 +57,17 @@ class TemporalWeightingDecoder(Decoder):
     readout shifted by a constant. The potential term orders the classes that fire at the same step (in discrete
     time up to a fifth of the test samples have such ties) and gives every class a gradient at the decision.
     The decision stays the first output spike: at t* the classes that fired have V >= theta > V of the others.
-    ``potential=False`` is the spike term alone."""
+    Any rho > 0 gives the same predictions (the potential only orders classes that fired together); rho sets how
+    much the potential shapes training. ``potential=0`` is the spike term alone."""
 
     def __init__(self, T: int, scale: float = 8.0, learnable_scale: bool = False, weights: str = "linear",
-                 decay: float = 0.8, potential: bool = True, theta: float = 1.0) -> None:
+                 decay: float = 0.8, potential: float = 0.1, theta: float = 1.0) -> None:
         super().__init__(T, scale, learnable_scale)
         w = decoding.twd_weights(T, "linear" if weights == "learnable" else weights, decay)
         self.learnable = weights == "learnable"
-        self.uses_potential, self.theta = potential, theta
+        if potential < 0:
+            raise ValueError(f"model.twd_potential={potential} is not valid; use 0 (spikes only) or a positive weight")
+        self.uses_potential, self.potential_weight, self.theta = potential > 0, float(potential), theta
         if self.learnable:
             self.raw_weights = nn.Parameter(decoding.inverse_monotone_weights(w))
         else:
@@ -77,7 +80,7 @@ class TemporalWeightingDecoder(Decoder):
     def partial_logits(self, out: Tensor, potential: Optional[Tensor] = None) -> Tensor:
         logits = decoding.weighted_partial_logits(out, self.weights.to(out.dtype), self.scale)
         if self.uses_potential:
-            logits = logits + decoding.decision_potential_partial(out, potential) / self.theta
+            logits = logits + decoding.decision_potential_partial(out, potential) * (self.potential_weight / self.theta)
         return logits
 
 
@@ -111,7 +114,7 @@ class MembraneDecoder(Decoder):
 
 
 def build_decoder(name: str, T: int, scale: float | None = None, learnable_scale: bool = False,
-                  twd_weights: str = "linear", twd_decay: float = 0.8, twd_potential: bool = True,
+                  twd_weights: str = "linear", twd_decay: float = 0.8, twd_potential: float = 0.1,
                   theta: float = 1.0) -> Decoder:
     cls = DECODERS[name]
     kwargs = {} if scale is None else {"scale": scale}
