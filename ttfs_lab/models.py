@@ -120,6 +120,9 @@ class TTFSNet(nn.Module):
         twd_weights: ``linear`` | ``exponential`` | ``learnable``; twd_decay: base of the exponential.
         twd_potential: weight rho of the output potential at the decision step in TWD (0 = spikes only; docs/method.md).
         init: ``ettfs`` | ``kaiming`` | ``default``; init_gain: its gain; init_distribution: normal | uniform.
+        ettfs_first_layer_t: under direct encoding, the first layer gets ETTFS's T factor too (default). False
+            gives it variance gain / fan_in, since its analog input is there at every step (measured worse and
+            later; docs/method.md section 2).
         norm: weight normalization; affine: learnable gamma / beta.
         pool: None keeps the spec's ``ap``/``mp``; ``avg`` or ``max`` replaces every pool (ablation).
         theta, leak, surrogate, alpha: the neuron (docs/method.md section 1).
@@ -132,13 +135,14 @@ class TTFSNet(nn.Module):
                  encoder: str = "direct", decoder: str = "twd", logit_scale: Optional[float] = None,
                  learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
                  twd_potential: float = 0.1, init: str = "ettfs", init_gain: float = 1.0,
-                 init_distribution: str = "normal", norm: bool = True,
+                 init_distribution: str = "normal", ettfs_first_layer_t: bool = True, norm: bool = True,
                  affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
                  surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", sparse: bool = True) -> None:
         super().__init__()
         if T < 1:
             raise ValueError(f"model.T={T} is not valid; use T >= 1")
         self.T, self.encoder_name, self.sparse = T, encoder, sparse
+        self.ettfs_first_layer_t = ettfs_first_layer_t
         self.encoder = ENCODERS[encoder]
         self.mode = check_choice("model.mode", mode, MODES)
         if pool is not None:
@@ -158,7 +162,11 @@ class TTFSNet(nn.Module):
         self.potential_layer = last if self.decoder.spiking and self.decoder.uses_potential else None
 
     def _build(self, layers, shape, params, synapse_kw, pool_override) -> None:
+        first_kw = dict(synapse_kw)
+        if self.encoder_name == "direct" and not self.ettfs_first_layer_t:
+            first_kw["T"] = 1  # the analog input is there at every step: no T factor (the option; section 2)
         for i, layer in enumerate(layers, start=1):
+            kw = first_kw if i == 1 else synapse_kw
             name = f"layer{i}_{layer.token}"
             last = i == len(layers)
             if layer.kind == "pool":
@@ -167,7 +175,7 @@ class TTFSNet(nn.Module):
                 shape = (shape[0], shape[1] // layer.kernel, shape[2] // layer.kernel)
             elif layer.kind == "conv":
                 self.stages[f"{name}_syn"] = NormConv2d(shape[0], layer.width, kernel_size=layer.kernel,
-                                                        padding=layer.padding, stride=layer.stride, **synapse_kw)
+                                                        padding=layer.padding, stride=layer.stride, **kw)
                 h = (shape[1] + 2 * layer.padding - layer.kernel) // layer.stride + 1
                 w = (shape[2] + 2 * layer.padding - layer.kernel) // layer.stride + 1
                 shape = (layer.width, h, w)
@@ -175,7 +183,7 @@ class TTFSNet(nn.Module):
                 if len(shape) == 3:
                     self.stages[f"{name}_flat"] = nn.Flatten()
                     shape = (shape[0] * shape[1] * shape[2],)
-                self.stages[f"{name}_syn"] = NormLinear(shape[0], layer.width, **synapse_kw)
+                self.stages[f"{name}_syn"] = NormLinear(shape[0], layer.width, **kw)
                 shape = (layer.width,)
             if min(shape) < 1:
                 raise ValueError(f"model.spec: {layer.token} ({name}) shrinks the input to nothing {shape}; use fewer pools or a larger input")

@@ -47,7 +47,7 @@ class TTFSClassifier(L.LightningModule):
                  encoder: Optional[str] = None, decoder: str = "twd", logit_scale: Optional[float] = None,
                  learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
                  twd_potential: float = 0.1, init: str = "ettfs", init_gain: float = 1.0,
-                 init_distribution: str = "normal", norm: bool = True,
+                 init_distribution: str = "normal", ettfs_first_layer_t: bool = True, norm: bool = True,
                  affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
                  surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", optimizer: str = "adam",
                  lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",

@@ -1,0 +1,58 @@
+"""Figures of docs/results.md from the run records of ``make reproduce`` (re-run after it: python docs/figures.py).
+
+Learning curves (validation accuracy and training loss per epoch) of every run of a study, one line per ablation
+row and seed, read from ``runs/<run-id>/metrics.jsonl`` and ``meta.json`` through ``ttfs_lab.report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ttfs_lab.report import find_runs, load_run  # noqa: E402
+
+
+def row_name(run) -> str:
+    tags = run.meta.get("tags", [])
+    row = next((t[4:] for t in tags if t.startswith("row:")), run.run_id)
+    seed = next((t[5:] for t in tags if t.startswith("seed:")), "")
+    return f"{row} (seed {seed})" if seed else row
+
+
+def curves(pattern: str, out: Path, title: str) -> None:
+    runs = sorted((load_run(p) for p in find_runs([pattern])), key=row_name)
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        epochs = [r["epoch"] + 1 for r in run.epochs if "val/acc" in r]
+        acc_ax.plot(epochs, [100 * r["val/acc"] for r in run.epochs if "val/acc" in r], marker="o",
+                    label=row_name(run))
+        loss_ax.plot([r["epoch"] + 1 for r in run.epochs if "train/loss" in r],
+                     [r["train/loss"] for r in run.epochs if "train/loss" in r], marker="o", label=row_name(run))
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title)
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    acc_ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out} ({len(runs)} runs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--out", default="docs/figures")
+    args = parser.parse_args()
+    out = Path(args.out)
+    curves(f"{args.runs}/reproduce-fashion_mnist-depth-*", out / "depth_curves.png",
+           "9-layer TTFS stack, Fashion-MNIST")
+    curves(f"{args.runs}/reproduce-fashion_mnist-????????-s*", out / "ablation_curves.png",
+           "Table 4 ladder, Fashion-MNIST")
+
+
+if __name__ == "__main__":
+    main()
