@@ -47,7 +47,9 @@ reproduce: $(STAMP)  ## the paper's ablation + naive baseline + depth on real Fa
 	  --study reproduce-fashion_mnist --seeds $(SEEDS) $(ARGS)
 	$(VENV)/bin/ttfs-lab ablate --dataset fashion_mnist --config configs/reproduce/fashion_mnist.yaml \
 	  --grid configs/ablation_depth.yaml --study reproduce-fashion_mnist-depth --seeds $(SEEDS) $(ARGS)
-	$(VENV)/bin/ttfs-lab compare 'runs/reproduce-fashion_mnist*' --out reports/reproduce-fashion_mnist.html
+	$(VENV)/bin/ttfs-lab compare 'runs/reproduce-fashion_mnist-*' --out reports/reproduce-fashion_mnist.html \
+	  --ablation runs/ablations/reproduce-fashion_mnist/table.json \
+	  --ablation runs/ablations/reproduce-fashion_mnist-depth/table.json
 
 compare: $(STAMP)  ## offline HTML dashboard of RUNS (folders or globs) -> reports/compare.html
 	$(VENV)/bin/ttfs-lab compare $(RUNS) $(ARGS)

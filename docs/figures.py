@@ -1,6 +1,6 @@
 """Figures of docs/results.md from the run records of ``make reproduce`` (re-run after it: python docs/figures.py).
 
-Learning curves (validation accuracy and training loss per epoch) of every run of a study, one line per ablation
+Learning curves (validation accuracy and training loss per epoch) of the runs of a study, one line per ablation
 row and seed, read from ``runs/<run-id>/metrics.jsonl`` and ``meta.json`` through ``ttfs_lab.report``.
 """
 
@@ -50,8 +50,8 @@ def main() -> None:
     out = Path(args.out)
     curves(f"{args.runs}/reproduce-fashion_mnist-depth-*", out / "depth_curves.png",
            "9-layer TTFS stack, Fashion-MNIST")
-    curves(f"{args.runs}/reproduce-fashion_mnist-????????-s*", out / "ablation_curves.png",
-           "Table 4 ladder, Fashion-MNIST")
+    curves(f"{args.runs}/reproduce-fashion_mnist-????????-s0", out / "ablation_curves.png",
+           "Table 4 ladder, Fashion-MNIST, seed 0")
 
 
 if __name__ == "__main__":
