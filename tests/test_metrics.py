@@ -13,7 +13,7 @@ def test_decision_latency_counts_a_sample_only_once_decided():
     # sample 2: silent; the forced guess (class 0) is wrong
     target = torch.tensor([0, 1, 1])
     metric = DecisionLatency(T)
-    metric.update(build_decoder("twd", T).partial_logits(out), out, target)
+    metric.update(build_decoder("twd", T, twd_potential=0.0).partial_logits(out), out, target)
     result = metric.compute()
     assert result["decision_step"] == (1 + 3 + 4) / 3
     assert result["acc_vs_step"] == [1 / 3, 1 / 3, 2 / 3, 2 / 3]
