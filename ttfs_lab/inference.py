@@ -65,7 +65,7 @@ def final_decisions(net: TTFSNet, out: Tensor, k: int, potential: Optional[Tenso
     if not can_exit_early(net):
         return pred, torch.zeros_like(pred, dtype=torch.bool)
     if net.decoder.uses_potential:  # frozen at the first output spike (see the module docstring)
-        return net.decoder.partial_logits(seen, potential)[k - 1].argmax(-1), seen[:k].sum((0, 2)) > 0
+        return pred, seen[:k].sum((0, 2)) > 0
     seen[k] = (seen[:k].sum(0) == 0).to(out.dtype)  # every silent class fires at the next step
     upper = net.decoder.partial_logits(seen)[-1]
     best = lower.gather(-1, pred.unsqueeze(-1))

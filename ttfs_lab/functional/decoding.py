@@ -75,9 +75,7 @@ def decision_potential_partial(out: Tensor, potential: Tensor) -> Tensor:
     output spike (0-based). Frozen at the decision: among the classes that fire first, the highest potential leads;
     classes that have not fired are below the threshold there, so they stay below the ones that have."""
     T = out.shape[0]
-    decided = (out.detach().sum(-1) > 0).cumsum(0) > 0  # [T, B]: some class has fired by step k
-    first = torch.where(decided.any(0), decided.to(torch.uint8).argmax(0), torch.full_like(decided[0], T - 1,
-                                                                                           dtype=torch.long))
+    first = decision_steps(out) - 1  # 0-based first output spike, T - 1 if none
     steps = torch.arange(T, device=out.device).view(-1, 1)
     index = torch.minimum(steps, first.view(1, -1))  # [T, B]
     return potential.gather(0, index.unsqueeze(-1).expand(-1, -1, potential.shape[-1]))
