@@ -16,10 +16,11 @@ RUNS ?= runs
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/requirements-neurobench.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps -r tests/requirements-neurobench.txt  # test-only, see the file
 	touch $(STAMP)
 
 train: $(STAMP)  ## train on DATASET (default mnist5k, offline) and test the best checkpoint

@@ -1,12 +1,14 @@
 """Figures of docs/results.md from the run records of ``make reproduce`` (re-run after it: python docs/figures.py).
 
 Learning curves (validation accuracy and training loss per epoch) of the runs of a study, one line per ablation
-row and seed, read from ``runs/<run-id>/metrics.jsonl`` and ``meta.json`` through ``ttfs_lab.report``.
+row and seed, read from ``runs/<run-id>/metrics.jsonl`` and ``meta.json`` through ``ttfs_lab.report``. Only the
+runs the study's current table lists are drawn (older runs of an edited config stay in ``runs/`` unlisted).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import matplotlib
@@ -24,8 +26,15 @@ def row_name(run) -> str:
     return f"{row} (seed {seed})" if seed else row
 
 
-def curves(pattern: str, out: Path, title: str) -> None:
-    runs = sorted((load_run(p) for p in find_runs([pattern])), key=row_name)
+def table_runs(runs_dir: str, study: str, seed: str | None = None) -> list[str]:
+    """The run folders the study's ``table.json`` lists (of one seed if given)."""
+    table = json.loads((Path(runs_dir) / "ablations" / study / "table.json").read_text())
+    ids = [run for row in table["rows"] for run in row["runs"]]
+    return [str(Path(runs_dir) / r) for r in dict.fromkeys(ids) if seed is None or r.endswith(f"-s{seed}")]
+
+
+def curves(folders: list[str], out: Path, title: str) -> None:
+    runs = sorted((load_run(p) for p in find_runs(folders)), key=row_name)
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
         epochs = [r["epoch"] + 1 for r in run.epochs if "val/acc" in r]
@@ -48,9 +57,9 @@ def main() -> None:
     parser.add_argument("--out", default="docs/figures")
     args = parser.parse_args()
     out = Path(args.out)
-    curves(f"{args.runs}/reproduce-fashion_mnist-depth-*", out / "depth_curves.png",
+    curves(table_runs(args.runs, "reproduce-fashion_mnist-depth"), out / "depth_curves.png",
            "9-layer TTFS stack, Fashion-MNIST")
-    curves(f"{args.runs}/reproduce-fashion_mnist-????????-s0", out / "ablation_curves.png",
+    curves(table_runs(args.runs, "reproduce-fashion_mnist", seed="0"), out / "ablation_curves.png",
            "Table 4 ladder, Fashion-MNIST, seed 0")
 
 

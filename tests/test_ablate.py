@@ -103,3 +103,33 @@ def test_shipped_grid_has_the_naive_reference_and_the_depth_grid_differs_only_in
     assert len(specs) == 1 and sum(t.startswith(("c", "fc")) for t in specs.pop().split("-")) >= 8
     differing = {k for r in depth for k in r.overrides if len({str(o.overrides.get(k)) for o in depth}) > 1}
     assert differing == {"model.init", "model.norm", "model.affine"}
+
+
+def test_run_keys_follow_the_resolved_configuration_not_only_the_row_settings():
+    """Editing the base config (or --set) must start fresh runs, never reuse stale ones; rows that resolve to the
+    same configuration share their runs."""
+    rows, _ = load_grid(GRID)
+    by_name = {r.name: r for r in rows}
+    base = {"model": {"T": 8, "lr": 0.001}, "trainer": {"max_epochs": 2}}
+    full, minus_twd, plus_affine = by_name["+twd"], by_name["-twd"], by_name["+affine"]
+    assert full.key(base) == by_name["+twd"].key(base)
+    assert minus_twd.key(base) == plus_affine.key(base)  # the same settings from two families: shared runs
+    edited = {"model": {"T": 8, "lr": 0.002}, "trainer": {"max_epochs": 2}}
+    assert full.key(edited) != full.key(base)
+    assert full.key(base, {"trainer.max_epochs": 3}) != full.key(base)
+    assert full.key(base) != minus_twd.key(base)
+
+
+def test_table_has_operation_and_energy_columns():
+    """Each figure of docs/method.md section 10 is a column, mean ± std over seeds (M operations, nJ)."""
+    from ttfs_lab.ablate import Row, aggregate, markdown
+
+    keys = ("test/synops_ac", "test/synops_mac", "test/energy_nj", "test/energy_exit_nj", "test/energy_ratio_ann")
+    summaries = [dict(zip(keys, (2.0e6, 2.0e5, 3000.0, 2000.0, 0.2))),
+                 dict(zip(keys, (4.0e6, 2.0e5, 5000.0, 3000.0, 0.3)))]
+    entry = aggregate(Row("full", "ladder", {}), summaries, ["r-s0", "r-s1"], [], 2)
+    assert entry["energy_nj_mean"] == 4000.0 and entry["energy_nj_std"] == pytest.approx(2 ** 0.5 * 1000)
+    text = markdown({"study": "s", "dataset": "d", "seeds": 2, "rows": [entry]})
+    header, rule, line = text.splitlines()[2:5]
+    assert header.count("|") == rule.count("|") == line.count("|")
+    assert "| 3.000 ± 1.414 | 0.200 ± 0.000 | 4000.0 ± 1414.2 | 2500.0 ± 707.1 | 0.250 ± 0.071 |" in line

@@ -40,11 +40,11 @@ def config_file(tiny_config, tmp_path):
 
 
 def one_line_error(status, stderr):
-    """Exit status 2, no traceback, and the last line of stderr is the one-line error."""
+    """Exit status 2, no traceback, and stderr is the one-line error and nothing else."""
     assert status == 2 and "Traceback" not in stderr, stderr[-2000:]
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith("error: "), stderr[-2000:]
-    return last
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr[-2000:]
+    return lines[0]
 
 
 def test_fit_from_the_command_line_prints_the_result(config_file):

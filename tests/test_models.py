@@ -38,6 +38,9 @@ def test_step_and_parallel_networks_agree(spec, shape, encoder, leak, decoder):
     for name in o_par.stats:
         for key in o_par.stats[name]:
             assert torch.equal(o_par.stats[name][key], o_step.stats[name][key]), (name, key)
+    assert o_par.ops.keys() == o_step.ops.keys() == net.synapses.keys()  # operation counts (method section 10)
+    for name in o_par.ops:
+        assert torch.equal(o_par.ops[name], o_step.ops[name]), name
     assert g_par.keys() == g_step.keys() and g_par
     for name in g_par:
         torch.testing.assert_close(g_par[name], g_step[name], rtol=1e-5, atol=1e-5 * g_step[name].abs().max().item() + 1e-12)

@@ -296,3 +296,18 @@ def test_dashboard_serves_the_study_journal(tmp_path, monkeypatch, capsys):
     assert cli_main([*args, "--port", "8123"]) == 0
     assert served["host"] == "127.0.0.1" and served["port"] == 8123
     assert [s.study_name for s in optuna.get_all_study_summaries(served["storage"])] == ["d"]
+
+
+def test_energy_objective_minimizes_the_energy_of_the_tested_epoch(sweep, tmp_path, capsys):
+    """``acc_energy``: the second value is val/energy_nj (docs/method.md section 10) of the best-val/acc epoch."""
+    space = {**SPACE, "objective": "acc_energy", "params": {"model.lr": [0.005]}}
+    assert sweep("--trials", "1", space=space, study="e") == 0
+    study = load(tmp_path, "e")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    (trial,) = study.trials
+    assert trial.values == [trial.user_attrs["val/acc_best"], trial.user_attrs["val/energy_nj"]]
+    lines = (tmp_path / "runs" / trial.user_attrs["run_id"] / "metrics.jsonl").read_text().splitlines()
+    best = max((json.loads(line) for line in lines), key=lambda r: r["val/acc"])
+    assert trial.values[1] == best["val/energy_nj"] > 0
+    out = capsys.readouterr().out
+    assert "Pareto front (max val/acc_best, min val/energy_nj)" in out and "| val/energy_nj " in out

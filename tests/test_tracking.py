@@ -24,6 +24,12 @@ def test_offline_wandb_run_holds_the_logged_metrics(tiny_config, monkeypatch, tm
             "val/spikes/layer1_c4", "throughput/samples_per_s"} <= keys
     assert any(k.startswith("test/spike_time/layer4_fc10") for k in keys)
     assert any(k.startswith("test/acc_vs_step") for k in keys)
+    # operations and energy per inference (docs/method.md section 10): totals, per layer, the per-layer chart
+    assert {"test/energy_nj", "test/energy_ratio_ann", "val/energy_nj", "test/mac/layer1_c4_syn",
+            "test/ac/layer3_fc16_syn", "test/ac_exit/layer4_fc10_syn"} <= keys
+    assert any(k.startswith("test/ops_per_layer") for k in keys)
+    (energy,) = [r["test/energy_nj"] for r in rows if "test/energy_nj" in r]
+    assert energy == pytest.approx(summary["test/energy_nj"])
     (test_acc,) = [r["test/acc"] for r in rows if "test/acc" in r]
     assert test_acc == pytest.approx(summary["test/acc"])
     assert len([r for r in rows if "val/acc" in r]) == 2

@@ -95,6 +95,9 @@ def test_validate_and_test_a_saved_checkpoint_reproduce_the_fit(tiny_config):
     tested = train(evaluation, stage="test")
     assert tested["test/acc"] == pytest.approx(summary["test/acc"])
     assert tested["test/decision_step"] == pytest.approx(summary["test/decision_step"])
+    for key in ("test/synops_ac", "test/synops_ac_exit", "test/energy_nj", "test/energy_ratio_ann"):  # section 10
+        assert tested[key] == pytest.approx(summary[key]), key
+    assert tested["test/ops_per_layer"].keys() == summary["test/ops_per_layer"].keys() and "test/ops" not in tested
     validated = train(evaluation, stage="validate")
     assert validated["val/acc"] == pytest.approx(summary["val/acc_best"])
     with pytest.raises(ConfigError, match="--ckpt_path"):

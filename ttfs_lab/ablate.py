@@ -5,9 +5,10 @@ no affine, first-spike decoder), switching one component on per row; *leave-one-
 framework; and *reference* rows, each a complete setting of its own (e.g. the naive TTFS network a user would
 otherwise write). Every row runs N seeds through ``train(config)``; rows with identical settings share their runs. A row
 that fails does not stop the others, and re-running skips runs that already finished (their run ids are a hash
-of the settings and the seed). The table (mean and std over seeds of test accuracy, decision step and spikes
-per neuron) is written after every row to ``<runs>/ablations/<study>/table.{json,md}``, where
-``ttfs-lab compare`` finds it.
+of the whole resolved configuration, base config and ``--set`` included, and the seed: editing the base config
+starts fresh runs instead of reusing stale ones). The table (mean and std over seeds of test accuracy, decision step, spikes
+per neuron, operations and energy per inference) is written after every row to
+``<runs>/ablations/<study>/table.{json,md}``, where ``ttfs-lab compare`` finds it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from ttfs_lab.overrides import apply, load_yaml, parse_assignments
 from ttfs_lab.tracking import resolve_wandb_mode, write_json, write_text
 
 METRICS = {"test/acc": "test/acc", "test/decision_step": "test/decision_step",
-           "spikes_per_neuron": "test/spikes_per_neuron_mean", "wall_s": "wall_s"}
+           "spikes_per_neuron": "test/spikes_per_neuron_mean", "wall_s": "wall_s",
+           # operations and energy per inference (docs/method.md section 10)
+           "synops_ac": "test/synops_ac", "synops_mac": "test/synops_mac", "energy_nj": "test/energy_nj",
+           "energy_exit_nj": "test/energy_exit_nj", "energy_ratio_ann": "test/energy_ratio_ann"}
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,14 @@ class Row:
     kind: str  # ladder | leave_one_out | reference
     overrides: dict
 
-    @property
-    def key(self) -> str:
-        """A short hash of the settings: rows with the same settings share runs."""
-        return hashlib.sha1(json.dumps(self.overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    def config(self, base: dict, overrides: Optional[dict] = None) -> dict:
+        """The row's resolved configuration: ``base`` with the row's settings, then ``overrides``, applied."""
+        return apply(base, {**self.overrides, **(overrides or {})})
+
+    def key(self, base: dict, overrides: Optional[dict] = None) -> str:
+        """A short hash of the resolved configuration: rows with the same settings share runs."""
+        resolved = self.config(base, overrides)
+        return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def load_grid(path) -> tuple[list[Row], int]:
@@ -90,21 +98,22 @@ def run_ablation(dataset: str, grid: str = "configs/ablation.yaml", config: Opti
     done: dict[tuple[str, int], dict] = {}
     for row in rows:
         summaries, run_ids, errors = [], [], []
+        key = row.key(base, overrides)
         for seed in range(seeds):
-            run_id = f"{study}-{row.key}-s{seed}"
+            run_id = f"{study}-{key}-s{seed}"
             run_ids.append(run_id)
-            if (row.key, seed) not in done:
-                cfg = apply(base, {**row.overrides, **(overrides or {}), "seed_everything": seed, "run.id": run_id,
-                                   "run.group": study, "run.dir": runs_dir, "run.wandb": wandb,
-                                   "run.tags": ["ablation", f"row:{row.name}", f"seed:{seed}"]})
+            if (key, seed) not in done:
+                cfg = apply(row.config(base, overrides), {
+                    "seed_everything": seed, "run.id": run_id, "run.group": study, "run.dir": runs_dir,
+                    "run.wandb": wandb, "run.tags": ["ablation", f"row:{row.name}", f"seed:{seed}"]})
                 print(f"[ablation {study}] row {row.name} seed {seed}: run {run_id}", flush=True)
                 try:
-                    done[(row.key, seed)] = train(cfg)
+                    done[(key, seed)] = train(cfg)
                 except Exception as err:  # a failed row must not stop the others
                     message = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    done[(row.key, seed)] = {"error": message}
+                    done[(key, seed)] = {"error": message}
                     print(f"[ablation {study}] row {row.name} seed {seed} failed: {message}", flush=True)
-            result = done[(row.key, seed)]
+            result = done[(key, seed)]
             (errors if "error" in result else summaries).append(result.get("error", result))
         table["rows"].append(aggregate(row, summaries, run_ids, errors, seeds))
         save_table(table, out_dir)
@@ -136,12 +145,16 @@ def _cell(row: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:
 
 def markdown(table: dict) -> str:
     lines = [f"Ablation {table['study']} on {table['dataset']} ({table['seeds']} seed(s); mean ± std)", "",
-             "| row | kind | runs ok | test acc (%) | decision step | spikes / neuron | wall per run (s) | status |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| row | kind | runs ok | test acc (%) | decision step | spikes / neuron | ACs / inference (M) | "
+             "MACs / inference (M) | energy / inference (nJ) | with early exit (nJ) | energy / ANN | "
+             "wall per run (s) | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         lines.append(f"| {r['row']} | {r['kind']} | {r['n_ok']}/{r['seeds']} | {_cell(r, 'test/acc', 100)} | "
                      f"{_cell(r, 'test/decision_step')} | {_cell(r, 'spikes_per_neuron', 1, 4)} | "
-                     f"{_cell(r, 'wall_s', 1, 0)} | {r['status']} |")
+                     f"{_cell(r, 'synops_ac', 1e-6, 3)} | {_cell(r, 'synops_mac', 1e-6, 3)} | "
+                     f"{_cell(r, 'energy_nj', 1, 1)} | {_cell(r, 'energy_exit_nj', 1, 1)} | "
+                     f"{_cell(r, 'energy_ratio_ann', 1, 3)} | {_cell(r, 'wall_s', 1, 0)} | {r['status']} |")
     return "\n".join(lines)
 
 
@@ -152,9 +165,11 @@ def log_table_to_wandb(table: dict, out_dir: Path, mode: str, study: str) -> Non
         return
     import wandb
 
-    columns = ["row", "kind", "n_ok", "test_acc_mean", "test_acc_std", "decision_step_mean", "spikes_per_neuron_mean"]
+    columns = ["row", "kind", "n_ok", "test_acc_mean", "test_acc_std", "decision_step_mean", "spikes_per_neuron_mean",
+               "energy_nj_mean", "energy_exit_nj_mean", "energy_ratio_ann_mean"]
     data = [[r["row"], r["kind"], r["n_ok"], r["test/acc_mean"], r["test/acc_std"], r["test/decision_step_mean"],
-             r["spikes_per_neuron_mean"]] for r in table["rows"]]
+             r["spikes_per_neuron_mean"], r.get("energy_nj_mean"), r.get("energy_exit_nj_mean"),
+             r.get("energy_ratio_ann_mean")] for r in table["rows"]]
     with wandb.init(project="ttfs-lab", group=study, job_type="ablation-summary", name=f"{study}-table",
                     dir=str(out_dir), mode=mode, config={"dataset": table["dataset"], "seeds": table["seeds"]}) as run:
         run.log({"ablation": wandb.Table(columns=columns, data=data)})

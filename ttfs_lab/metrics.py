@@ -1,4 +1,4 @@
-"""Spike and latency statistics as torchmetrics Metrics (docs/method.md section 6).
+"""Spike, latency and synaptic-operation statistics as torchmetrics Metrics (docs/method.md sections 6, 10).
 
 All states are sums reduced by addition, so the metrics are exact under DDP: each process adds its batches and
 ``compute`` divides only after the reduction.
@@ -11,6 +11,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from ttfs_lab.functional.decoding import decision_steps
+from ttfs_lab.functional.ops import E_AC_PJ, E_MAC_PJ, Synapse, energy_pj, ops_until
 
 
 class SpikeStatistics(Metric):
@@ -78,3 +79,50 @@ class DecisionLatency(Metric):
     def compute(self) -> dict[str, object]:
         count = self.count.clamp(min=1)
         return {"decision_step": (self.step_sum / count).item(), "acc_vs_step": (self.correct_at / count).tolist()}
+
+
+class SynapticOperations(Metric):
+    """Per synaptic layer: operations per inference over the window and until the decision (early exit), with
+    the energy estimate and the ANN of the same layers (docs/method.md section 10).
+
+    ``update`` takes the ``ops`` of ``TTFSNet(x, record=True)`` (layer -> ``[T | 1, B]``) and each sample's
+    decision step ``[B]`` (first output spike, 1-based; T when silent or for a non-spiking output). A layer whose
+    input is spikes does ACs, the analog first layer MACs; the ANN does every layer's dense MACs.
+    """
+
+    full_state_update = False
+
+    def __init__(self, synapses: dict[str, Synapse], e_ac: float = E_AC_PJ, e_mac: float = E_MAC_PJ) -> None:
+        super().__init__()
+        self.layers = list(synapses)
+        self.analog = [synapses[n].analog for n in self.layers]
+        self.ann = [float(synapses[n].dense_macs) for n in self.layers]
+        self.e_ac, self.e_mac = e_ac, e_mac
+        n = len(self.layers)
+        for key in ("ops", "ops_exit"):
+            self.add_state(key, default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, ops: dict[str, Tensor], steps: Tensor) -> None:
+        for i, layer in enumerate(self.layers):
+            x = ops[layer].to(torch.float64)
+            self.ops[i] += x.sum()
+            self.ops_exit[i] += ops_until(x, steps).sum()
+        self.count += steps.numel()
+
+    def compute(self) -> dict[str, object]:
+        """Per inference: per-layer ``{kind, ops, ops_exit, ann_mac}``; totals ``ac``, ``mac`` (and ``_exit``),
+        ``ann_mac``; energies in pJ and their ratio to the ANN's."""
+        count = self.count.clamp(min=1)
+        ops, ops_exit = (self.ops / count).tolist(), (self.ops_exit / count).tolist()
+        layers = {name: {"kind": "mac" if a else "ac", "ops": o, "ops_exit": e, "ann_mac": d}
+                  for name, a, o, e, d in zip(self.layers, self.analog, ops, ops_exit, self.ann)}
+        out: dict[str, object] = {"layers": layers, "ann_mac": sum(self.ann)}
+        for suffix, values in (("", ops), ("_exit", ops_exit)):
+            out[f"ac{suffix}"] = sum(v for v, a in zip(values, self.analog) if not a)
+            out[f"mac{suffix}"] = sum(v for v, a in zip(values, self.analog) if a)
+            out[f"energy_pj{suffix}"] = energy_pj(out[f"ac{suffix}"], out[f"mac{suffix}"], self.e_ac, self.e_mac)
+        out["ann_energy_pj"] = energy_pj(0.0, out["ann_mac"], self.e_ac, self.e_mac)
+        ann = out["ann_energy_pj"] or float("nan")
+        out["energy_ratio_ann"], out["energy_ratio_ann_exit"] = out["energy_pj"] / ann, out["energy_pj_exit"] / ann
+        return out

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from ttfs_lab.functional.decoding import membrane_potential
 from ttfs_lab.functional.encoding import ENCODERS
 from ttfs_lab.functional.neuron import MODES, NeuronParams
+from ttfs_lab.functional.ops import Synapse, synaptic_ops
 from ttfs_lab.functional.sparse import spike_conv2d, spike_linear
 from ttfs_lab.functional.stats import spike_summary
 from ttfs_lab.nn.decoders import build_decoder
@@ -99,6 +100,7 @@ class NetOutput(NamedTuple):
     out: Tensor  # [T, B, K]: output spikes (or currents for the membrane decoder)
     stats: Optional[dict[str, dict[str, Tensor]]]  # layer name -> spike_summary, when recorded
     potential: Optional[Tensor] = None  # [T, B, K]: the spiking output layer's potential, if the decoder reads it
+    ops: Optional[dict[str, Tensor]] = None  # synaptic layer -> [T | 1, B] operations per step, when recorded
 
     def partial_logits(self, decoder) -> Tensor:
         """``[T, B, K]``: the logits had inference stopped after step k (detached)."""
@@ -155,6 +157,7 @@ class TTFSNet(nn.Module):
         params = NeuronParams(theta, leak, surrogate, alpha)
         synapse_kw = dict(T=T, init=init, init_gain=init_gain, norm=norm, affine=affine, distribution=init_distribution)
         self.stages = nn.ModuleDict()
+        self.synapses: dict[str, Synapse] = {}  # synaptic layer -> its geometry, for operation counts (section 10)
         self._build(layers, tuple(input_shape), params, synapse_kw, pool)
         self.output_params = params
         last = list(self.stages)[-1]
@@ -165,6 +168,7 @@ class TTFSNet(nn.Module):
         first_kw = dict(synapse_kw)
         if self.encoder_name == "direct" and not self.ettfs_first_layer_t:
             first_kw["T"] = 1  # the analog input is there at every step: no T factor (the option; section 2)
+        events = 1  # spikes one input unit stands for: k^2 per average pool since the last synapse (section 10)
         for i, layer in enumerate(layers, start=1):
             kw = first_kw if i == 1 else synapse_kw
             name = f"layer{i}_{layer.token}"
@@ -173,33 +177,44 @@ class TTFSNet(nn.Module):
                 kind = pool_override or layer.pool
                 self.stages[name] = POOLS[kind](layer.kernel, layer.stride)
                 shape = (shape[0], shape[1] // layer.kernel, shape[2] // layer.kernel)
+                events *= layer.kernel ** 2 if kind == "avg" else 1
             elif layer.kind == "conv":
                 self.stages[f"{name}_syn"] = NormConv2d(shape[0], layer.width, kernel_size=layer.kernel,
                                                         padding=layer.padding, stride=layer.stride, **kw)
                 h = (shape[1] + 2 * layer.padding - layer.kernel) // layer.stride + 1
                 w = (shape[2] + 2 * layer.padding - layer.kernel) // layer.stride + 1
-                shape = (layer.width, h, w)
+                self._add_synapse(f"{name}_syn", "conv", shape, (layer.width, h, w), events, layer)
+                shape, events = (layer.width, h, w), 1
             else:
                 if len(shape) == 3:
                     self.stages[f"{name}_flat"] = nn.Flatten()
                     shape = (shape[0] * shape[1] * shape[2],)
                 self.stages[f"{name}_syn"] = NormLinear(shape[0], layer.width, **kw)
-                shape = (layer.width,)
+                self._add_synapse(f"{name}_syn", "fc", shape, (layer.width,), events, layer)
+                shape, events = (layer.width,), 1
             if min(shape) < 1:
                 raise ValueError(f"model.spec: {layer.token} ({name}) shrinks the input to nothing {shape}; use fewer pools or a larger input")
             if layer.kind != "pool" and not (last and not self.decoder.spiking):
                 self.stages[name] = TTFSNeuron(self.T, params, self.mode)
+
+    def _add_synapse(self, name: str, kind: str, in_shape, out_shape, events: int, layer: LayerSpec) -> None:
+        analog = not self.synapses and self.encoder_name == "direct"  # the first layer reads the analog image
+        geometry = dict(kernel=layer.kernel, stride=layer.stride, padding=layer.padding) if kind == "conv" else {}
+        self.synapses[name] = Synapse(kind, tuple(in_shape), tuple(out_shape), events_per_unit=events,
+                                      analog=analog, **geometry)
 
     # --- execution -------------------------------------------------------------------------------------------
     def forward(self, x: Tensor, record: bool = False, mode: Optional[str] = None) -> NetOutput:
         """``x``: ``[B, C, H, W]`` (or ``[B, T, C, H, W]`` frames) -> logits ``[B, K]`` (+ output, stats)."""
         h = self.encode(x)
         mode = check_choice("mode", mode or self.mode, MODES)
-        out, stats, currents = (self._forward_step if mode == "step" else self._forward_parallel)(h, record)
+        ops = {} if record else None
+        out, stats, currents = (self._forward_step if mode == "step" else self._forward_parallel)(h, record, ops)
         if out.shape[0] == 1:
             out = out.expand(self.T, *out.shape[1:])
         potential = None if currents is None else membrane_potential(currents, self.output_params.lam)
-        return NetOutput(self.decoder(out, potential), out, stats, potential)
+        ops = None if ops is None else {name: torch.cat(seq) for name, seq in ops.items()}
+        return NetOutput(self.decoder(out, potential), out, stats, potential, ops)
 
     def encode(self, x: Tensor) -> Tensor:
         expected = 5 if self.encoder_name == "frames" else 4
@@ -208,9 +223,10 @@ class TTFSNet(nn.Module):
             raise ValueError(f"input must be {layout} for encoder {self.encoder_name!r}, got shape {tuple(x.shape)}")
         return self.encoder(x, self.T)
 
-    def _forward_parallel(self, h: Tensor, record: bool):
+    def _forward_parallel(self, h: Tensor, record: bool, ops: Optional[dict] = None):
         """Each layer over all T steps at once (``[T * B, ...]``); a neuron followed by an average pool is one fused
-        op unless statistics are recorded; layers whose input is spikes may run as sparse products."""
+        op unless statistics are recorded; layers whose input is spikes may run as sparse products. ``ops`` (when
+        recording) collects each synaptic layer's operations per step (``_record_ops``)."""
         stats = {} if record else None
         stages = list(self.stages.items())
         spikes = self.encoder_name != "direct"  # latency spikes and event frames are sparse too
@@ -229,6 +245,7 @@ class TTFSNet(nn.Module):
                     h = stage(h)
                 spikes = True
             else:
+                self._record_ops(ops, name, h)
                 steps, batch = h.shape[:2]
                 h = _synapse_forward(stage, h.flatten(0, 1), spikes and self.sparse)
                 h = h.view(steps, batch, *h.shape[1:])
@@ -237,12 +254,13 @@ class TTFSNet(nn.Module):
             i += 1
         return h, stats, currents
 
-    def _forward_step(self, h: Tensor, record: bool):
+    def _forward_step(self, h: Tensor, record: bool, ops: Optional[dict] = None):
         stages = list(self.stages.items())
         start = 0
         if h.shape[0] == 1:  # time-invariant input: the stages before the first neuron run once
             z0 = h[0]
             while start < len(stages) and not isinstance(stages[start][1], TTFSNeuron):
+                self._record_ops(ops, stages[start][0], z0.unsqueeze(0))
                 z0 = stages[start][1](z0)
                 start += 1
         states: dict[str, object] = {}
@@ -255,6 +273,7 @@ class TTFSNet(nn.Module):
                 if isinstance(stage, TTFSNeuron):
                     z, states[name] = stage.step(z, states.get(name))
                 else:
+                    self._record_ops(ops, name, z.unsqueeze(0))
                     z = stage(z)
                 if record and self._is_recorded(name, stage):
                     seqs.setdefault(name, []).append(z)
@@ -263,6 +282,11 @@ class TTFSNet(nn.Module):
         currents = torch.stack(seqs.pop("__currents__")) if "__currents__" in seqs else None
         stats = {name: spike_summary(torch.stack(seq)) for name, seq in seqs.items()} if record else None
         return out, stats, currents
+
+    def _record_ops(self, ops: Optional[dict], name: str, h: Tensor) -> None:
+        """Append the operations of synaptic layer ``name`` on its input ``h`` (``[steps, B, ...]``) to ``ops``."""
+        if ops is not None and name in self.synapses:
+            ops.setdefault(name, []).append(synaptic_ops(self.synapses[name], h))
 
     @staticmethod
     def _is_recorded(name: str, stage: nn.Module) -> bool:

@@ -14,8 +14,12 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from ttfs_lab.errors import ConfigError, NonFiniteLossError
-from ttfs_lab.metrics import DecisionLatency, SpikeStatistics
+from ttfs_lab.energy import logged_figures
+from ttfs_lab.functional.decoding import decision_steps
+from ttfs_lab.functional.ops import E_AC_PJ, E_MAC_PJ
+from ttfs_lab.metrics import DecisionLatency, SpikeStatistics, SynapticOperations
 from ttfs_lab.models import TTFSNet, build_network
+from ttfs_lab.nn.calibration import CALIBRATED_LAYERS, calibrate_potentials_
 from ttfs_lab.registry import check_choice
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
@@ -40,6 +44,14 @@ class TTFSClassifier(L.LightningModule):
         schedule: cosine (per step, after ``warmup_epochs`` of linear warm-up) | constant.
         label_smoothing: of the cross-entropy.
         compile: ``torch.compile`` the network's forward.
+        ettfs_calibrate: with ``init='ettfs'``, calibrate the TTFS units' membrane potentials on the first training
+            batch before the first update (``ttfs_lab/nn/calibration.py``; docs/method.md section 2) to mean
+            ``calibrate_mean`` and spread ``calibrate_std`` (in units of theta) at the end of the window:
+            ``unnormalized`` (default) the layers without weight normalization, ``all`` every layer with a free
+            gain and shift, ``none`` never.
+        energy_ac_pj, energy_mac_pj: energy of one accumulate (a spike's synaptic event) and of one
+            multiply-accumulate (an analog input), in pJ, for the energy per inference reported on val / test
+            (docs/method.md section 10; defaults: 45 nm, 32-bit, Horowitz ISSCC 2014).
     """
 
     def __init__(self, dataset: str = "mnist5k", input_shape: tuple[int, int, int] = (1, 28, 28),
@@ -52,13 +64,23 @@ class TTFSClassifier(L.LightningModule):
                  surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", optimizer: str = "adam",
                  lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
                  warmup_epochs: float = 0.0, label_smoothing: float = 0.0, compile: bool = False,
-                 fused_optimizer: bool = True) -> None:
+                 fused_optimizer: bool = True, ettfs_calibrate: str = "unnormalized", calibrate_mean: float = 0.5,
+                 calibrate_std: float = 1.0, energy_ac_pj: float = E_AC_PJ, energy_mac_pj: float = E_MAC_PJ) -> None:
         super().__init__()
         self.save_hyperparameters()
         check_choice("model.optimizer", optimizer, list(OPTIMIZERS))
         check_choice("model.schedule", schedule, SCHEDULES)
         if lr <= 0:
             raise ConfigError(f"model.lr={lr} is not valid; use a positive learning rate")
+        for key, value in (("energy_ac_pj", energy_ac_pj), ("energy_mac_pj", energy_mac_pj)):
+            if value < 0:
+                raise ConfigError(f"model.{key}={value} is not valid; use an energy in pJ >= 0 (e.g. the default "
+                                  f"{E_AC_PJ if key == 'energy_ac_pj' else E_MAC_PJ})")
+        if calibrate_std <= 0:
+            raise ConfigError(f"model.calibrate_std={calibrate_std} is not valid; use a positive potential spread")
+        check_choice("model.ettfs_calibrate", ettfs_calibrate, ("none", *CALIBRATED_LAYERS))
+        self._calibration_pending = ettfs_calibrate != "none" and init == "ettfs"
+        self.calibration: list = []  # what calibration measured, per TTFS layer (empty: not calibrated here)
         net_kwargs = {k: v for k, v in self.hparams.items() if k in _NET_ARGS}
         if frames is not None:
             net_kwargs["T"] = frames
@@ -73,6 +95,8 @@ class TTFSClassifier(L.LightningModule):
         self.acc = nn.ModuleDict({f"{s}_": MulticlassAccuracy(num_classes, average="micro") for s in STAGES})
         self.spike_stats = nn.ModuleDict({f"{s}_": SpikeStatistics(layers, self.T) for s in STAGES[1:]})
         self.latency = nn.ModuleDict({f"{s}_": DecisionLatency(self.T) for s in STAGES[1:]})
+        self.synops = nn.ModuleDict({f"{s}_": SynapticOperations(self.net.synapses, energy_ac_pj, energy_mac_pj)
+                                     for s in STAGES[1:]})
         self.val_acc_best = MaxMetric()
         self.results: dict[str, dict] = {}  # last computed spike / latency figures per stage
         # (ModuleDict keys get a "_" suffix: "train" would shadow nn.Module.train)
@@ -97,7 +121,14 @@ class TTFSClassifier(L.LightningModule):
             self.spike_stats[f"{stage}_"].update(out.stats)
             partial = out.partial_logits(self.net.decoder)
             self.latency[f"{stage}_"].update(partial, out.out, y, self.net.decoder.spiking)
+            self.synops[f"{stage}_"].update(out.ops, self._decision_steps(out.out))
         return loss
+
+    def _decision_steps(self, out):
+        """``[B]``: each sample's decision step (first output spike; T if none, and for a non-spiking output)."""
+        if self.net.decoder.spiking:
+            return decision_steps(out)
+        return torch.full((out.shape[1],), self.T, dtype=torch.long, device=out.device)
 
     def _non_finite(self, what: str, value) -> None:
         raise NonFiniteLossError(
@@ -123,6 +154,25 @@ class TTFSClassifier(L.LightningModule):
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
 
+    # --- data-calibrated ETTFS-init (docs/method.md section 2) -------------------------------------------
+    def on_train_batch_start(self, batch, batch_idx):
+        if not self._calibration_pending:
+            return
+        self._calibration_pending = False
+        h = self.hparams
+        self.calibration = calibrate_potentials_(self.net, batch[0], h.calibrate_mean, h.calibrate_std,
+                                                 h.ettfs_calibrate)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for p in self.net.parameters():  # every rank starts from rank 0's calibration
+                torch.distributed.broadcast(p.data, src=0)
+
+    def on_save_checkpoint(self, checkpoint) -> None:
+        checkpoint["ettfs_calibration_pending"] = self._calibration_pending
+
+    def on_load_checkpoint(self, checkpoint) -> None:
+        # a checkpoint without the key predates calibration: its weights were trained, never recalibrate them
+        self._calibration_pending = bool(checkpoint.get("ettfs_calibration_pending", False))
+
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
@@ -142,7 +192,10 @@ class TTFSClassifier(L.LightningModule):
     def _log_eval(self, stage: str):
         acc = self.acc[f"{stage}_"].compute()
         spikes, latency = self.spike_stats[f"{stage}_"].compute(), self.latency[f"{stage}_"].compute()
-        self.results[stage] = {**spikes, **latency, "acc": acc.item()}
+        ops = self.synops[f"{stage}_"].compute()
+        self.results[stage] = {**spikes, **latency, "acc": acc.item(), "ops": ops}
+        for key, value in logged_figures(stage, ops).items():  # operations and energy (section 10)
+            self.log(key, value)
         self.log(f"{stage}/acc", acc, prog_bar=True)
         self.log(f"{stage}/decision_step", latency["decision_step"], prog_bar=True)
         self.log(f"{stage}/spikes_per_neuron", spikes["spikes_per_neuron"])
@@ -150,7 +203,8 @@ class TTFSClassifier(L.LightningModule):
             self.log(f"{stage}/spikes/{layer}", spikes["spikes"][layer])
             self.log(f"{stage}/silent/{layer}", spikes["silent"][layer])
             self.log(f"{stage}/violations/{layer}", spikes["violations"][layer])
-        for metric in (self.acc[f"{stage}_"], self.spike_stats[f"{stage}_"], self.latency[f"{stage}_"]):
+        for metric in (self.acc[f"{stage}_"], self.spike_stats[f"{stage}_"], self.latency[f"{stage}_"],
+                       self.synops[f"{stage}_"]):
             metric.reset()
         return acc
 

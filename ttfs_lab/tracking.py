@@ -200,7 +200,8 @@ def make_wandb_logger(settings: RunSettings, run_id: str, run_dir: Path, config:
 
 
 class WandbMedia(L.Callback):
-    """Logs what scalars cannot show to W&B: spike-time histograms and the accuracy-vs-step curve."""
+    """Logs what scalars cannot show to W&B: spike-time histograms, the accuracy-vs-step curve and the operations
+    per layer (docs/method.md section 10)."""
 
     def on_validation_end(self, trainer, pl_module) -> None:  # after the module's epoch-end computed results
         if not trainer.sanity_checking:
@@ -226,6 +227,12 @@ class WandbMedia(L.Callback):
                  for layer, counts in results["hist"].items()}
         table = wandb.Table(data=[[k + 1, a] for k, a in enumerate(results["acc_vs_step"])], columns=["step", "acc"])
         media[f"{stage}/acc_vs_step"] = wandb.plot.line(table, "step", "acc", title=f"{stage} accuracy vs step")
+        if results.get("ops"):
+            rows = [[layer, r["kind"], r["ops"], r["ops_exit"], r["ann_mac"]]
+                    for layer, r in results["ops"]["layers"].items()]
+            ops = wandb.Table(data=rows, columns=["layer", "kind", "ops", "ops_exit", "ann_mac"])
+            media[f"{stage}/ops_per_layer"] = wandb.plot.bar(ops, "layer", "ops",
+                                                             title=f"{stage} operations per inference")
         for lg in loggers:
             lg.experiment.log({**media, "trainer/global_step": trainer.global_step})
 

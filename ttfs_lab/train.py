@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence, Union
 from jsonargparse import ArgumentError
 from lightning.pytorch.utilities import rank_zero_only
 
+from ttfs_lab.energy import energy_line, summary_figures
 from ttfs_lab.errors import ConfigError, TTFSLabError, first_line
 from ttfs_lab.tracking import now, read_json
 
@@ -24,9 +25,13 @@ def make_cli(config: ConfigLike, **kwargs):
     from ttfs_lab.config import TTFSLabCLI
 
     import copy
+    import logging
     import warnings
 
     config = copy.deepcopy(config)  # jsonargparse turns nested dicts into Namespaces in place
+    seed_log = logging.getLogger("lightning.fabric.utilities.seed")  # "Seed set to N" must not precede an error
+    level = seed_log.level  # line (the seed is in the run record's config.yaml)
+    seed_log.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():  # args are given on purpose, also when sys.argv holds the subcommand
             warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
@@ -37,6 +42,8 @@ def make_cli(config: ConfigLike, **kwargs):
         raise
     except ValueError as err:  # a value the model or network rejects while being built (T, spec, decoder, ...)
         raise ConfigError(f"invalid configuration: {first_line(err)}") from None
+    finally:
+        seed_log.setLevel(level)
 
 
 def config_error_line(err: Exception) -> str:
@@ -108,7 +115,8 @@ def evaluate(cli, stage: str) -> dict[str, Any]:
     getattr(cli.trainer, stage)(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
     prefix = "val" if stage == "validate" else "test"
     results = cli.model.results.get(prefix, {})
-    summary = {f"{prefix}/{k}": v for k, v in results.items()}
+    summary = {f"{prefix}/{k}": v for k, v in results.items() if k != "ops"}
+    summary.update(summary_figures(prefix, results.get("ops")))
     summary[f"{prefix}/loss"] = _scalar(cli.trainer.callback_metrics.get(f"{prefix}/loss"))
     print_summary(cli.run_id, summary, prefix)
     return summary
@@ -127,6 +135,7 @@ def build_summary(model, trainer, metrics: dict, best: str, fit_seconds: float, 
             f"{stage}/silent_fraction": res["silent"], f"{stage}/violations": res["violations"],
             f"{stage}/spike_time_hist": res["hist"],
         })
+        summary.update(summary_figures(stage, res.get("ops")))  # operations and energy (docs/method.md section 10)
     summary["val/acc_best"] = _scalar(metrics.get("val/acc_best"))
     summary["train/acc"] = _scalar(metrics.get("train/acc"))
     summary["throughput/samples_per_s"] = _scalar(metrics.get("throughput/samples_per_s"))
@@ -158,5 +167,6 @@ def print_summary(run_id: str, summary: dict, stage: str = "test") -> None:
     spikes = summary.get(f"{stage}/spikes_per_neuron_mean", summary.get(f"{stage}/spikes_per_neuron"))
     if acc is None:
         return
+    energy = energy_line(summary, stage)
     print(f"[{run_id}] {stage} accuracy {acc:.4f} | mean decision step {step:.2f} | spikes per neuron "
-          f"{spikes if not isinstance(spikes, float) else round(spikes, 4)}")
+          f"{spikes if not isinstance(spikes, float) else round(spikes, 4)}" + (f" | {energy}" if energy else ""))

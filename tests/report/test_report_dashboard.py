@@ -7,6 +7,7 @@ import plotly.offline
 import pytest
 from fabricate import make_run, make_runs_tree
 
+from ttfs_lab.errors import ConfigError
 from ttfs_lab.report import build_dashboard, compare, find_runs
 from ttfs_lab.report.dashboard import find_ablations
 
@@ -148,6 +149,21 @@ def test_compare_resolves_runs_and_ablations(page, tmp_path, monkeypatch, capsys
     path = compare(["runs/2025010[12]-*"], out=str(tmp_path / "c2.html"), ablations=["runs/ablations"])
     text = path.read_text()
     assert text.count("data-run-id=") == 5 and 'id="plot-ablation-components"' in text
+
+
+def test_an_explicit_ablation_file_may_have_any_name_and_a_missing_one_is_an_error(page, tmp_path):
+    """``--ablation docs/results/ablation-seed0.json`` (a committed table) is shown; a name that matches no table
+    is a one-line error instead of a page silently without the section."""
+    committed = tmp_path / "docs" / "ablation-seed0.json"
+    committed.parent.mkdir()
+    committed.write_text(page["tree"]["ablation"].read_text())
+    assert find_ablations([str(committed)]) == []  # among run patterns only table.json counts
+    assert find_ablations([str(committed)], explicit=True) == [committed]
+    path = compare([str(page["tree"]["root"] / "2025010[12]-*")], out=str(tmp_path / "c.html"),
+                   ablations=[str(committed)])
+    assert 'id="plot-ablation-ablation-seed0"' in path.read_text()  # no study inside: named after the file
+    with pytest.raises(ConfigError, match="--ablation .*nothing.json: no ablation table there"):
+        compare(["runs"], out=str(tmp_path / "c3.html"), ablations=[str(tmp_path / "nothing.json")])
 
 
 def test_wrongly_typed_fields_do_not_crash(tmp_path):

@@ -13,6 +13,9 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ttfs_lab.errors import ConfigError
+
+from .energy_figures import energy_pareto, layer_operations
 from .figures import (
     ablation_bars,
     acc_vs_step,
@@ -41,6 +44,8 @@ _METRIC_COLS = [  # (key in final_metrics, header, formatter)
     ("val/acc_best", "val acc best", lambda v: f"{v:.2%}"),
     ("test/decision_step", "decision step", lambda v: f"{v:.2f}"),
     ("spikes_per_neuron", "spikes / neuron", lambda v: f"{v:.3f}"),
+    ("energy_nj", "energy / inference", lambda v: f"{v:,.1f} nJ"),
+    ("energy_ratio_ann", "energy / ANN", lambda v: f"{v:.3f}"),
     ("violations", "violations", lambda v: f"{v:g}"),
     ("epochs", "epochs", lambda v: f"{v:d}"),
     ("wall_s", "wall time", lambda v: _duration(v)),
@@ -149,17 +154,18 @@ def _pm(row: dict, key: str, fmt: str) -> str:
 
 def ablation_table(table: dict) -> str:
     """Plain HTML table of an ablation study's numbers."""
-    head = ["row", "kind", "seeds ok", "test acc", "decision step", "spikes / neuron", "status", "runs"]
+    head = ["row", "kind", "seeds ok", "test acc", "decision step", "spikes / neuron", "energy (nJ)", "status", "runs"]
     out = ['<table class="ablation"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"]
     for r in table.get("rows", []):
         acc, step = _pm(r, "test/acc", ".2%"), _pm(r, "test/decision_step", ".2f")
-        spn = _pm(r, "spikes_per_neuron", ".3f")
+        spn, energy = _pm(r, "spikes_per_neuron", ".3f"), _pm(r, "energy_nj", ",.1f")
         runs = r.get("runs") if isinstance(r.get("runs"), list) else []
         status = str(r.get("status", ""))
         out.append(
             f'<tr class="status-{_e(status)}"><td>{_e(r.get("row"))}</td><td>{_e(r.get("kind"))}</td>'
             f'<td class="num">{_e(r.get("n_ok", "?"))}/{_e(r.get("seeds", "?"))}</td>'
             f'<td class="num">{_e(acc)}</td><td class="num">{_e(step)}</td><td class="num">{_e(spn)}</td>'
+            f'<td class="num">{_e(energy)}</td>'
             f'<td><span class="badge {_e(status)}">{_e(status)}</span></td>'
             f'<td class="mono small">{_e(", ".join(map(str, runs)))}</td></tr>'
         )
@@ -217,6 +223,11 @@ def build_dashboard(
         ("pareto", "Accuracy vs latency", "plot-pareto", pareto_scatter,
          ("Test accuracy against the mean decision step (first output spike). The dashed line joins the "
          "Pareto-optimal runs (highest accuracy for the fewest steps); they are circled.")),
+        ("energy", "Accuracy vs energy per inference", "plot-energy", energy_pareto,
+         ("Test accuracy against the estimated energy per inference (ACs x 0.9 pJ + MACs x 4.6 pJ by default; "
+          "docs/method.md section 10). Dashed: the Pareto front; dotted: the ANN of the same layers.")),
+        ("layer-ops", "Operations per layer", "plot-layer-ops", layer_operations,
+         "Test set, per inference: ACs of the layers fed by spikes, MACs of the analog first layer; outlined: the ANN."),
         ("acc-vs-step", "Accuracy vs step", "plot-acc-vs-step", acc_vs_step,
          "Test accuracy when inference stops after step k (test/acc_vs_step)."),
         ("firing", "Per-layer firing", "plot-firing", layer_firing,
@@ -264,21 +275,26 @@ def build_dashboard(
     return out
 
 
-def find_ablations(patterns: Iterable[str]) -> list[Path]:
+def find_ablations(patterns: Iterable[str], explicit: bool = False) -> list[Path]:
     """``table.json`` files named by patterns: the file itself, a study folder, an ``ablations/`` folder,
-    or a runs folder holding ``ablations/*/table.json``."""
+    or a runs folder holding ``ablations/*/table.json``. ``explicit`` (``--ablation``): any named ``.json`` file
+    is a table (e.g. a committed ``docs/results/*.json``), and a pattern that names none is an error."""
     found: dict[Path, Path] = {}
     for pat in patterns:
         matches = sorted(glob.glob(str(pat), recursive=True)) if glob.has_magic(str(pat)) else [str(pat)]
+        hits = []
         for m in map(Path, matches):
             cands = []
-            if m.is_file() and m.name == "table.json":
+            if m.is_file() and (m.name == "table.json" or (explicit and m.suffix == ".json")):
                 cands = [m]
             elif m.is_dir():
                 cands = [m / "table.json"] + sorted(m.glob("*/table.json")) + sorted(m.glob("ablations/*/table.json"))
-            for c in cands:
-                if c.is_file():
-                    found.setdefault(c.resolve(), c)
+            hits += [c for c in cands if c.is_file()]
+        if explicit and not hits:
+            raise ConfigError(f"--ablation {pat}: no ablation table there; name a table.json (or .json) file or a "
+                              f"folder holding one, e.g. runs/ablations/<study>")
+        for c in hits:
+            found.setdefault(c.resolve(), c)
     return sorted(found.values(), key=str)
 
 
@@ -286,7 +302,8 @@ def compare(patterns: Sequence[str], out: str = "reports/compare.html", ablation
     """Resolve run patterns (dirs, globs, parent folders such as ``runs``), add the ablation tables found
     among them (``runs/ablations/*/table.json``) and in ``ablations``, build the page, print its path."""
     runs = find_runs(patterns)
-    tables = find_ablations(list(patterns) + list(ablations))
+    tables = find_ablations(patterns)
+    tables += [t for t in find_ablations(ablations, explicit=True) if t.resolve() not in {x.resolve() for x in tables}]
     path = build_dashboard(runs, Path(out), ablation_tables=tables)
     print(path)
     return path

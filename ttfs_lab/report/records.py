@@ -302,7 +302,8 @@ def _mean(values: Iterable[Any]) -> float | None:
 
 def final_metrics(rec: RunRecord) -> dict:
     """The headline numbers of a run (None where unknown): test acc, best val acc, decision step,
-    mean spikes per neuron over layers, total single-spike violations, wall time and throughput."""
+    mean spikes per neuron over layers, total single-spike violations, energy per inference (nJ) and its ratio
+    to the ANN's, wall time and throughput."""
     s, last = rec.summary, (rec.epochs[-1] if rec.epochs else {})
 
     def num(*vals: Any) -> float | None:
@@ -329,6 +330,8 @@ def final_metrics(rec: RunRecord) -> dict:
         "val/decision_step": num(last.get("val/decision_step")),
         "spikes_per_neuron": _mean(spn.values()) if isinstance(spn, dict) else None,
         "violations": sum(vio_nums) if vio_nums else None,
+        "energy_nj": num(s.get("test/energy_nj")),  # per inference (docs/method.md section 10)
+        "energy_ratio_ann": num(s.get("test/energy_ratio_ann")),
         "wall_s": wall,
         "throughput": num(s.get("throughput/samples_per_s")),
         "epochs": len(rec.epochs),
@@ -354,6 +357,8 @@ def load_ablation(path: str | Path) -> dict:
         out["problem"] = "table.json has no 'rows' list"
         return out
     rows = [r for r in data["rows"] if isinstance(r, dict)]
+    if path.name != "table.json":  # a copied table (docs/results/*.json): its own study name, else the file's
+        out["study"] = str(data.get("study") or path.stem)
     out["dataset"] = str(data.get("dataset") or "")
     out["rows"] = rows
     if len(rows) != len(data["rows"]):

@@ -4,7 +4,9 @@ The trial's config is the base config (with the command's overrides) plus the tr
 ``run.id = <study>-t<number>``, ``run.group = <study>`` and tags ``sweep``, ``study:<study>``, ``trial:<n>``.
 Its value is the best validation accuracy, read from the run record (``metrics.jsonl``: the first epoch with
 the highest ``val/acc``, the epoch of the checkpoint that ``fit`` tests). For ``acc_latency`` the second value
-is the mean decision step ``val/decision_step`` of that same epoch (so both values describe one model).
+is the mean decision step ``val/decision_step`` of that same epoch (so both values describe one model); for
+``acc_energy`` (``acc_energy_exit``) the energy per inference ``val/energy_nj`` (``val/energy_exit_nj``, with
+early exit; docs/method.md section 10) of that epoch.
 """
 
 from __future__ import annotations
@@ -59,15 +61,17 @@ def trial_config(plan: Plan, params: dict, number: int) -> dict:
     return config
 
 
-def best_epoch(run_dir: Path, summary: dict) -> tuple[Optional[float], Optional[float], Optional[int]]:
-    """(val accuracy, val decision step, epoch) of the first epoch with the best val/acc in the run record."""
+def best_epoch(run_dir: Path, summary: dict, second: str = "val/decision_step"
+               ) -> tuple[Optional[float], Optional[float], Optional[int]]:
+    """(val accuracy, ``second`` (val decision step), epoch) of the first epoch with the best val/acc in the run
+    record."""
     from ttfs_lab.tracking import RunRecord
 
     rows = [r for r in RunRecord(run_dir).epochs() if isinstance(r.get("val/acc"), (int, float))]
     if rows:
         best = max(rows, key=lambda r: r["val/acc"])  # max keeps the first of equals, as ModelCheckpoint does
-        return float(best["val/acc"]), best.get("val/decision_step"), best.get("epoch")
-    return summary.get("val/acc_best"), summary.get("val/decision_step"), None
+        return float(best["val/acc"]), best.get(second), best.get("epoch")
+    return summary.get("val/acc_best"), summary.get(second), None
 
 
 def prepare_data(config: dict) -> None:
@@ -134,13 +138,18 @@ class Objective:
         trial.set_user_attr("val/acc_best", acc)
         trial.set_user_attr("val/decision_step", step)
         trial.set_user_attr("best_epoch", epoch)
-        for key in ("test/acc", "test/decision_step", "test/spikes_per_neuron_mean", "epochs", "fit_s"):
+        second = self.plan.space.second_value
+        value = step if second in (None, "val/decision_step") else best_epoch(run_dir, summary, second)[1]
+        if second and second != "val/decision_step":
+            trial.set_user_attr(second, value)
+        for key in ("test/acc", "test/decision_step", "test/spikes_per_neuron_mean", "test/energy_nj", "epochs",
+                    "fit_s"):
             if isinstance(summary.get(key), (int, float)):
                 trial.set_user_attr(key, summary[key])
         if self.plan.space.multi_objective:
-            if step is None:
-                raise RuntimeError("the run recorded no val/decision_step")
-            return acc, float(step)
+            if value is None:
+                raise RuntimeError(f"the run recorded no {second}")
+            return acc, float(value)
         return acc
 
 
@@ -148,14 +157,15 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def trial_line(study: str, trial) -> str:
-    """One line for a finished trial."""
+def trial_line(study: str, trial, second: Optional[str] = None) -> str:
+    """One line for a finished trial (``second``: the name of its second value, default the decision step)."""
     state = trial.state.name
     values = ""
     if trial.values:
         values = f" val/acc_best {trial.values[0]:.4f}"
         if len(trial.values) > 1:
-            values += f" | val/decision_step {trial.values[1]:.3f}"
+            second = second or "val/decision_step"
+            values += f" | {second} {trial.values[1]:{'.3f' if second == 'val/decision_step' else ',.1f'}}"
     elif state == "PRUNED" and trial.intermediate_values:
         last = max(trial.intermediate_values)
         values = f" at epoch {last} (val/acc {trial.intermediate_values[last]:.4f})"
@@ -178,7 +188,7 @@ def run_worker(plan: Plan, n_trials: int, index: int = 0) -> int:
     failures = []
 
     def after_trial(study, trial) -> None:
-        print(trial_line(plan.study, trial), flush=True)
+        print(trial_line(plan.study, trial, plan.space.second_value), flush=True)
         failures.append(trial.state.name == "FAIL")
         if len(failures) >= MAX_CONSECUTIVE_FAILURES and all(failures[-MAX_CONSECUTIVE_FAILURES:]):
             print(f"[sweep {plan.study}] worker {index}: {MAX_CONSECUTIVE_FAILURES} trials failed in a row; "

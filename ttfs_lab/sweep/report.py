@@ -18,6 +18,11 @@ TOP = 5
 VALUE_NAMES = ("val/acc_best", "val/decision_step")
 
 
+def value_names(space) -> tuple[str, str]:
+    """The names of a study's values: val/acc_best, then what it minimizes (the decision step or the energy)."""
+    return VALUE_NAMES[0], space.second_value or VALUE_NAMES[1]
+
+
 def finished(study) -> list:
     from optuna.trial import TrialState
 
@@ -34,7 +39,7 @@ def best_trials(study, multi: bool) -> list:
     return sorted(complete, key=lambda t: (-t.values[0], t.number))[:TOP]
 
 
-def importances(study, multi: bool) -> dict[str, dict[str, float]]:
+def importances(study, multi: bool, names: tuple[str, str] = VALUE_NAMES) -> dict[str, dict[str, float]]:
     """Parameter importances (fANOVA) per objective, once two trials completed; {} when they cannot be computed."""
     import optuna
 
@@ -42,7 +47,7 @@ def importances(study, multi: bool) -> dict[str, dict[str, float]]:
     if len(complete) < 2:
         return {}
     result = {}
-    names = VALUE_NAMES[:2] if multi else VALUE_NAMES[:1]
+    names = names[:2] if multi else names[:1]
     for i, name in enumerate(names):
         try:
             with warnings.catch_warnings():
@@ -70,7 +75,7 @@ def best_config(plan: Plan, trial) -> dict:
 
 
 def write_best_yaml(plan: Plan, trial, path: Path) -> Path:
-    values = " | ".join(f"{n} {v:.4f}" for n, v in zip(VALUE_NAMES, trial.values or []))
+    values = " | ".join(f"{n} {v:.4f}" for n, v in zip(value_names(plan.space), trial.values or []))
     run_dir = trial.user_attrs.get("run_dir")
     header = (f"# Best trial {trial.number} of study {plan.study} ({values})\n"
               f"# = the base config with this command's overrides + the trial's parameters; the trial's exact\n"
@@ -80,11 +85,12 @@ def write_best_yaml(plan: Plan, trial, path: Path) -> Path:
     return path
 
 
-def table(trials: list, multi: bool, knobs: list[str]) -> str:
-    head = f"{'trial':>5}  {'val acc':>8}  {'dec.step':>8}  {'test acc':>8}  run / params"
+def table(trials: list, multi: bool, knobs: list[str], second: str = VALUE_NAMES[1]) -> str:
+    label = "dec.step" if second == VALUE_NAMES[1] else "nJ/inf"
+    head = f"{'trial':>5}  {'val acc':>8}  {label:>8}  {'test acc':>8}  run / params"
     lines = [head]
     for t in trials:
-        step = t.values[1] if multi else t.user_attrs.get("val/decision_step")
+        step = t.values[1] if multi else t.user_attrs.get(second)
         test = t.user_attrs.get("test/acc")
         params = " ".join(f"{k}={_fmt(t.params[k])}" for k in knobs if k in t.params)
         lines.append(f"{t.number:>5}  {t.values[0]:>8.4f}  {_num(step):>8}  {_num(test):>8}  "
@@ -111,10 +117,11 @@ def summarize(study, plan: Plan, studies_dir: Path, wandb_mode: str, project: st
     if not best:
         print("no trial completed yet")
         return result
-    print("Pareto front (max val/acc_best, min val/decision_step):" if multi else
+    names = value_names(plan.space)
+    print(f"Pareto front (max {names[0]}, min {names[1]}):" if multi else
           f"best trials by val/acc_best (top {min(TOP, len(best))}):")
-    print(table(best, multi, [k.name for k in plan.space.knobs]))
-    result["importances"] = imps = importances(study, multi)
+    print(table(best, multi, [k.name for k in plan.space.knobs], names[1]))
+    result["importances"] = imps = importances(study, multi, names)
     for name, values in imps.items():
         shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
         print(f"parameter importance for {name}: {shown}")
@@ -137,10 +144,11 @@ def log_to_wandb(study, plan: Plan, best: list, imps: dict, chosen, studies_dir:
 
         knobs = [k.name for k in plan.space.knobs]
         multi = plan.space.multi_objective
-        columns = ["trial", "state", "val_acc_best", "val_decision_step", "test_acc", "run_id", *knobs]
+        second = value_names(plan.space)[1]
+        columns = ["trial", "state", "val_acc_best", second.replace("/", "_"), "test_acc", "run_id", *knobs]
         rows = []
         for t in study.get_trials(deepcopy=False):
-            step = (t.values[1] if multi and t.values else t.user_attrs.get("val/decision_step"))
+            step = (t.values[1] if multi and t.values else t.user_attrs.get(second))
             rows.append([t.number, t.state.name, t.values[0] if t.values else None, step,
                          t.user_attrs.get("test/acc"), t.user_attrs.get("run_id"),
                          *[_cell(t.params.get(k)) for k in knobs]])

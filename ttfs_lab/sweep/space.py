@@ -5,6 +5,8 @@ A space file::
     trials: 20                 # default number of trials one command adds
     epochs: 10                 # default trainer.max_epochs of every trial (optional)
     objective: acc             # acc: maximize val/acc_best | acc_latency: also minimize the mean decision step
+                               #   | acc_energy: also minimize the energy per inference (val/energy_nj) |
+                               #   acc_energy_exit: the same with early exit (docs/method.md section 10)
     pruner: {type: median, n_startup_trials: 3, n_warmup_steps: 1}   # median | hyperband | percentile |
                                #   successive_halving | threshold | none, with the pruner's keyword arguments
                                #   (pruning watches val/acc after every validation epoch)
@@ -32,7 +34,9 @@ import yaml
 
 from ttfs_lab.errors import ConfigError
 
-OBJECTIVES = ("acc", "acc_latency")
+OBJECTIVES = ("acc", "acc_latency", "acc_energy", "acc_energy_exit")
+SECOND_VALUES = {"acc_latency": "val/decision_step", "acc_energy": "val/energy_nj",  # minimized next to val/acc
+                 "acc_energy_exit": "val/energy_exit_nj"}
 PRUNERS = ("median", "hyperband", "percentile", "successive_halving", "threshold", "none")
 SAMPLERS = ("tpe", "random", "nsga2", "qmc")
 TOP_KEYS = ("trials", "epochs", "objective", "pruner", "sampler", "params")
@@ -113,7 +117,12 @@ class Space:
 
     @property
     def multi_objective(self) -> bool:
-        return self.objective == "acc_latency"
+        return self.objective in SECOND_VALUES
+
+    @property
+    def second_value(self) -> Optional[str]:
+        """The metric a multi-objective study minimizes next to the accuracy (None: single objective)."""
+        return SECOND_VALUES.get(self.objective)
 
     @property
     def directions(self) -> list[str]:

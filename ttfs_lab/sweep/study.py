@@ -171,7 +171,8 @@ def run_sweep(opts: Options) -> int:
     print(f"[sweep {plan.study}] knobs ({space.path}): "
           + "; ".join(f"{k.name} {k.describe()}" for k in space.knobs), flush=True)
     if space.multi_objective and plan.prune:
-        print(f"[sweep {plan.study}] note: no pruning for acc_latency (Optuna cannot prune multi-objective trials)")
+        print(f"[sweep {plan.study}] note: no pruning for {space.objective} (Optuna cannot prune multi-objective "
+              "trials)")
     interrupted, broken = False, []
     with _sigterm_as_interrupt():
         if len(split) == 1:
@@ -298,7 +299,7 @@ def run_processes(plan: Plan, split: list[int], studies_dir: Path) -> tuple[bool
         try:
             while any(p.poll() is None for p in procs):
                 time.sleep(0.5)
-                _print_finished(plan.study, study, seen)
+                _print_finished(plan.study, study, seen, plan.space.second_value)
         except KeyboardInterrupt:
             interrupted = True
             print(f"\n[sweep {plan.study}] stopping the workers (Ctrl-C again to kill them now)", file=sys.stderr)
@@ -311,7 +312,7 @@ def run_processes(plan: Plan, split: list[int], studies_dir: Path) -> tuple[bool
         for log, _ in files:
             log.close()
         plan_file.unlink(missing_ok=True)
-    _print_finished(plan.study, study, seen)
+    _print_finished(plan.study, study, seen, plan.space.second_value)
     broken = [(i, p.returncode, files[i][1]) for i, p in enumerate(procs)
               if p.returncode not in (0, 130) and not interrupted]
     return interrupted, broken
@@ -334,8 +335,8 @@ def stop_processes(procs: list) -> None:
             p.wait()
 
 
-def _print_finished(name: str, study, seen: set) -> None:
+def _print_finished(name: str, study, seen: set, second=None) -> None:
     for t in study.get_trials(deepcopy=False):
         if t.state.is_finished() and t.number not in seen:
             seen.add(t.number)
-            print(trial_line(name, t), flush=True)
+            print(trial_line(name, t, second), flush=True)
