@@ -41,9 +41,23 @@ def make_cli(config: ConfigLike, **kwargs):
     except TTFSLabError:
         raise
     except ValueError as err:  # a value the model or network rejects while being built (T, spec, decoder, ...)
-        raise ConfigError(f"invalid configuration: {first_line(err)}") from None
+        cause = _user_error_in(err)
+        if cause is not None:  # our own one-line error, wrapped by jsonargparse (e.g. in a Union's "Errors:")
+            raise ConfigError(f"invalid configuration: {first_line(cause)}") from None
+        raise ConfigError(config_error_line(err)) from None
     finally:
         seed_log.setLevel(level)
+
+
+def _user_error_in(err: BaseException):
+    """The first ``TTFSLabError`` in the exception's chain (cause / context), or None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, TTFSLabError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def config_error_line(err: Exception) -> str:

@@ -186,3 +186,10 @@ def test_wrongly_typed_fields_do_not_crash(tmp_path):
     parsed.feed(out.read_text())
     assert len(parsed.rows) == 2
     assert "plot-pareto" in parsed.plots  # the good run alone still gives a point
+
+
+def test_compare_on_a_pattern_matching_nothing_is_a_one_line_error(tmp_path):
+    """Instead of an empty page and exit 0 without a word."""
+    with pytest.raises(ConfigError, match="no run records match .*nothing-"):
+        compare([str(tmp_path / "nothing-*")], out=str(tmp_path / "c.html"))
+    assert not (tmp_path / "c.html").exists()

@@ -303,6 +303,9 @@ def compare(patterns: Sequence[str], out: str = "reports/compare.html", ablation
     among them (``runs/ablations/*/table.json``) and in ``ablations``, build the page, print its path."""
     runs = find_runs(patterns)
     tables = find_ablations(patterns)
+    if not runs and not tables and not ablations:
+        raise ConfigError(f"no run records match {' '.join(map(str, patterns)) or 'runs'}: a run record is a folder "
+                          f"with meta.json (runs/<run-id>); train one first, or name ablation tables with --ablation")
     tables += [t for t in find_ablations(ablations, explicit=True) if t.resolve() not in {x.resolve() for x in tables}]
     path = build_dashboard(runs, Path(out), ablation_tables=tables)
     print(path)
