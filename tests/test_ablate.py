@@ -133,3 +133,14 @@ def test_table_has_operation_and_energy_columns():
     header, rule, line = text.splitlines()[2:5]
     assert header.count("|") == rule.count("|") == line.count("|")
     assert "| 3.000 ± 1.414 | 0.200 ± 0.000 | 4000.0 ± 1414.2 | 2500.0 ± 707.1 | 0.250 ± 0.071 |" in line
+
+
+def test_a_figure_missing_from_some_runs_says_how_many_runs_it_comes_from():
+    """Runs recorded before a figure existed (e.g. energy) must not show a mean '± 0.00' as if every seed agreed."""
+    from ttfs_lab.ablate import Row, aggregate, markdown
+
+    summaries = [{"test/acc": 0.8, "test/energy_nj": 3000.0}, {"test/acc": 0.82}]
+    row = aggregate(Row("r", "ladder", {}), summaries, ["a", "b"], [], 2)
+    assert row["energy_nj_n"] == 1 and row["test/acc_n"] == 2
+    line = markdown({"study": "s", "dataset": "d", "seeds": 2, "rows": [row]}).splitlines()[-1]
+    assert "3000.0 (1 of 2 runs)" in line and "81.00 ± 1.41" in line

@@ -128,6 +128,7 @@ def aggregate(row: Row, summaries: list[dict], run_ids: list[str], errors: list[
                              "status": "ok" if not errors else ("partial" if summaries else "failed")}
     for name, key in METRICS.items():
         values = [float(s[key]) for s in summaries if s.get(key) is not None]
+        entry[f"{name}_n"] = len(values)  # fewer than n_ok: runs recorded before the figure existed
         entry[f"{name}_mean"] = statistics.fmean(values) if values else None
         entry[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
     return entry
@@ -139,8 +140,12 @@ def save_table(table: dict, out_dir: Path) -> None:
 
 
 def _cell(row: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:
-    mean, std = row.get(f"{name}_mean"), row.get(f"{name}_std")
-    return "-" if mean is None else f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+    mean, std, n = row.get(f"{name}_mean"), row.get(f"{name}_std"), row.get(f"{name}_n")
+    if mean is None:
+        return "-"
+    if n is not None and n < row.get("n_ok", n):  # not every run has this figure: say so, no fake "± 0"
+        return f"{mean * scale:.{digits}f} ({n} of {row['n_ok']} runs)"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
 def markdown(table: dict) -> str:
