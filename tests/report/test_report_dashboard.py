@@ -193,3 +193,13 @@ def test_compare_on_a_pattern_matching_nothing_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="no run records match .*nothing-"):
         compare([str(tmp_path / "nothing-*")], out=str(tmp_path / "c.html"))
     assert not (tmp_path / "c.html").exists()
+
+
+def test_ablation_cells_say_when_a_figure_comes_from_fewer_runs_than_the_row():
+    from ttfs_lab.report.dashboard import ablation_table
+
+    row = {"row": "full", "kind": "ladder", "n_ok": 2, "seeds": 2, "status": "ok", "runs": ["a", "b"],
+           "test/acc_mean": 0.83, "test/acc_std": 0.01, "test/acc_n": 2,
+           "energy_nj_mean": 3917.3, "energy_nj_std": 0.0, "energy_nj_n": 1}
+    html_text = ablation_table({"rows": [row]})
+    assert "3,917.3 (1 of 2 runs)" in html_text and "83.00% ± 1.00%" in html_text

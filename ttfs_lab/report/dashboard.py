@@ -145,10 +145,13 @@ def _num(v, fmt: str) -> str:
 
 
 def _pm(row: dict, key: str, fmt: str) -> str:
-    """``mean ± std`` of ``key_mean``/``key_std``; ``–`` without a mean."""
-    mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
+    """``mean ± std`` of ``key_mean``/``key_std``; ``–`` without a mean; ``mean (n of N runs)`` when only some
+    runs of the row have the figure."""
+    mean, std, n, n_ok = row.get(f"{key}_mean"), row.get(f"{key}_std"), row.get(f"{key}_n"), row.get("n_ok")
     if _num(mean, fmt) == "–":
         return "–"
+    if isinstance(n, int) and isinstance(n_ok, int) and n < n_ok:
+        return f"{_num(mean, fmt)} ({n} of {n_ok} runs)"
     return _num(mean, fmt) + ("" if _num(std, fmt) == "–" else f" ± {_num(std, fmt)}")
 
 
