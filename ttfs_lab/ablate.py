@@ -44,8 +44,12 @@ class Row:
 
     def key(self, base: dict, overrides: Optional[dict] = None) -> str:
         """A short hash of the resolved configuration: rows with the same settings share runs."""
-        resolved = self.config(base, overrides)
-        return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return config_key(self.config(base, overrides))
+
+
+def config_key(resolved: dict) -> str:
+    """A short hash of a resolved configuration (the run id's middle part)."""
+    return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def load_grid(path) -> tuple[list[Row], int]:
@@ -98,12 +102,13 @@ def run_ablation(dataset: str, grid: str = "configs/ablation.yaml", config: Opti
     done: dict[tuple[str, int], dict] = {}
     for row in rows:
         summaries, run_ids, errors = [], [], []
-        key = row.key(base, overrides)
+        resolved = row.config(base, overrides)
+        key = config_key(resolved)
         for seed in range(seeds):
             run_id = f"{study}-{key}-s{seed}"
             run_ids.append(run_id)
             if (key, seed) not in done:
-                cfg = apply(row.config(base, overrides), {
+                cfg = apply(resolved, {
                     "seed_everything": seed, "run.id": run_id, "run.group": study, "run.dir": runs_dir,
                     "run.wandb": wandb, "run.tags": ["ablation", f"row:{row.name}", f"seed:{seed}"]})
                 print(f"[ablation {study}] row {row.name} seed {seed}: run {run_id}", flush=True)

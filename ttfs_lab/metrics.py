@@ -67,7 +67,7 @@ class DecisionLatency(Metric):
 
     def update(self, partial_logits: Tensor, out: Tensor, target: Tensor, spiking: bool = True) -> None:
         """``partial_logits``: ``[T, B, K]``; ``out``: output ``[T, B, K]``; ``target``: ``[B]``."""
-        steps = decision_steps(out) if spiking else torch.full_like(target, self.T)
+        steps = decision_steps(out, spiking)
         self.step_sum += steps.sum().to(torch.float64)
         self.count += target.numel()
         correct = partial_logits.argmax(-1) == target.unsqueeze(0)  # [T, B]

@@ -121,14 +121,8 @@ class TTFSClassifier(L.LightningModule):
             self.spike_stats[f"{stage}_"].update(out.stats)
             partial = out.partial_logits(self.net.decoder)
             self.latency[f"{stage}_"].update(partial, out.out, y, self.net.decoder.spiking)
-            self.synops[f"{stage}_"].update(out.ops, self._decision_steps(out.out))
+            self.synops[f"{stage}_"].update(out.ops, decision_steps(out.out, self.net.decoder.spiking))
         return loss
-
-    def _decision_steps(self, out):
-        """``[B]``: each sample's decision step (first output spike; T if none, and for a non-spiking output)."""
-        if self.net.decoder.spiking:
-            return decision_steps(out)
-        return torch.full((out.shape[1],), self.T, dtype=torch.long, device=out.device)
 
     def _non_finite(self, what: str, value) -> None:
         raise NonFiniteLossError(

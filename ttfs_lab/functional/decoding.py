@@ -89,7 +89,10 @@ def first_spike_steps(out: Tensor) -> Tensor:
     return torch.where(fired.any(0), first, torch.full_like(first, T + 1))
 
 
-def decision_steps(out: Tensor) -> Tensor:
-    """Per sample, the step at which the decision is made: the first output spike (1-based), T if none."""
+def decision_steps(out: Tensor, spiking: bool = True) -> Tensor:
+    """Per sample, the step at which the decision is made: the first output spike (1-based), T if none; always T
+    for a non-spiking output (the membrane readout decides at the end of the window)."""
     T = out.shape[0]
+    if not spiking:
+        return torch.full((out.shape[1],), T, dtype=torch.long, device=out.device)
     return first_spike_steps(out).amin(-1).clamp(max=T)

@@ -61,17 +61,16 @@ def trial_config(plan: Plan, params: dict, number: int) -> dict:
     return config
 
 
-def best_epoch(run_dir: Path, summary: dict, second: str = "val/decision_step"
-               ) -> tuple[Optional[float], Optional[float], Optional[int]]:
-    """(val accuracy, ``second`` (val decision step), epoch) of the first epoch with the best val/acc in the run
-    record."""
+def best_epoch(run_dir: Path, summary: dict) -> tuple[Optional[float], dict, Optional[int]]:
+    """(val accuracy, that epoch's logged figures, epoch) of the first epoch with the best val/acc in the run
+    record; without epochs, the summary's best accuracy and the summary itself."""
     from ttfs_lab.tracking import RunRecord
 
     rows = [r for r in RunRecord(run_dir).epochs() if isinstance(r.get("val/acc"), (int, float))]
     if rows:
         best = max(rows, key=lambda r: r["val/acc"])  # max keeps the first of equals, as ModelCheckpoint does
-        return float(best["val/acc"]), best.get(second), best.get("epoch")
-    return summary.get("val/acc_best"), summary.get(second), None
+        return float(best["val/acc"]), best, best.get("epoch")
+    return summary.get("val/acc_best"), summary, None
 
 
 def prepare_data(config: dict) -> None:
@@ -131,15 +130,15 @@ class Objective:
             raise
         finally:
             _finish_wandb(failed)
-        acc, step, epoch = best_epoch(run_dir, summary)
+        acc, figures, epoch = best_epoch(run_dir, summary)
         if acc is None:
             raise RuntimeError("the run has no validation accuracy: use data.val_fraction > 0 and "
                                "trainer.limit_val_batches > 0")
         trial.set_user_attr("val/acc_best", acc)
-        trial.set_user_attr("val/decision_step", step)
+        trial.set_user_attr("val/decision_step", figures.get("val/decision_step"))
         trial.set_user_attr("best_epoch", epoch)
         second = self.plan.space.second_value
-        value = step if second in (None, "val/decision_step") else best_epoch(run_dir, summary, second)[1]
+        value = figures.get(second) if second else None
         if second and second != "val/decision_step":
             trial.set_user_attr(second, value)
         for key in ("test/acc", "test/decision_step", "test/spikes_per_neuron_mean", "test/energy_nj", "epochs",
