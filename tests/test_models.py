@@ -166,11 +166,22 @@ def test_every_parallel_path_agrees_with_the_step_reference(spec, shape, encoder
         torch.testing.assert_close(g_par[name], g_step[name], rtol=1e-5, atol=1e-5 * g_step[name].abs().max().item() + 1e-12)
 
 
-def test_unrecorded_forward_uses_the_fused_path_and_gives_the_same_output():
+def test_unrecorded_forward_uses_the_fused_path_and_gives_the_same_output(monkeypatch):
+    """Both neuron + average pool pairs run as the fused function unless statistics are recorded; same output."""
+    import ttfs_lab.nn.neuron as neuron_module
+
+    fused = []
+    real = neuron_module.ttfs_avgpool_parallel
+    monkeypatch.setattr(neuron_module, "ttfs_avgpool_parallel", lambda *a, **kw: fused.append(1) or real(*a, **kw))
     torch.manual_seed(0)
     net = TTFSNet("c8-ap-c8-ap-fc16-fc4", (1, 12, 12), 4, T=6, init_gain=3.0).double()
     x = torch.rand(5, 1, 12, 12, dtype=torch.float64)
-    assert torch.equal(net(x, mode="parallel").out, net(x, record=True, mode="parallel").out)
+    unrecorded = net(x, mode="parallel").out
+    assert len(fused) == 2, f"the fused neuron + pool ran {len(fused)} times, expected once per pool"
+    recorded = net(x, record=True, mode="parallel")
+    assert len(fused) == 2  # recording statistics needs the full-size spikes: not fused
+    assert torch.equal(unrecorded, recorded.out)
+    assert sum(s["spikes"].item() for s in recorded.stats.values()) > 0  # the comparison is not vacuous
 
 
 def test_folded_network_equals_in_every_execution():

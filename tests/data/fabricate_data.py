@@ -9,24 +9,20 @@ Import from other test folders with `from tests.data.fabricate_data import make_
 - `make_cifar(root, n_train, n_test, classes=10)`: `root/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}`
   or `root/cifar-100-python/{train,test,meta}` as pickled dicts. Their md5 sums cannot match torchvision's
   table, so a test must also call `skip_cifar_md5(monkeypatch)`.
-- `make_dvsgesture(root, n_per_split=100, events=300)`: `root/DVSGesture/{ibmGestureTrain,ibmGestureTest}.tar.gz`
-  (a small real archive; tonic checks only that it exists) and `root/DVSGesture/ibmGesture{Train,Test}/
-  userXX_<lighting>/<label>.npy`, each an `(N, 4)` int64 array of x, y, p, t in ms (tonic multiplies t by 1000).
-  tonic needs at least 100 `.npy` files per split, else it tries to download.
+- `make_dvsgesture(root, n_per_split=100, events=300)` and `dvs_files(root, split)`: the DVS Gesture tree tonic
+  reads, from the package's one fabricator (`ttfs_lab.data.fabricate`, which `ttfs-lab bench` also uses).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import struct
-import tarfile
 from pathlib import Path
 
 import numpy as np
 
-LIGHTINGS = ["fluorescent", "fluorescent_led", "lab", "led", "natural"]
+from ttfs_lab.data.fabricate import dvs_files, make_dvsgesture  # noqa: F401  (re-exported for the tests)
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -89,45 +85,3 @@ def skip_cifar_md5(monkeypatch) -> None:
     import torchvision.datasets.cifar as cifar
 
     monkeypatch.setattr(cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
-
-
-def _events(label: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 4) x, y, p, t[ms]: a 5x5-pixel blob at a label-dependent place, about one event per ms (survives Denoise)."""
-    cx, cy = 8 + 10 * label, 40 + 4 * label
-    x = np.clip(cx + rng.integers(-2, 3, n), 0, 127)
-    y = np.clip(cy + rng.integers(-2, 3, n), 0, 127)
-    p = rng.integers(0, 2, n)
-    t = np.sort(rng.integers(0, max(n, 16), n))
-    return np.stack([x, y, p, t], axis=1).astype(np.int64)
-
-
-def _tiny_archive(path: Path) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        data = b"fabricated for tests\n"
-        info = tarfile.TarInfo("README")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-
-
-def make_dvsgesture(root, n_per_split: int = 100, events: int = 300, seed: int = 0) -> Path:
-    """Write a DVS Gesture tree tonic accepts without downloading; return `root/DVSGesture`.
-
-    Recording k of a split is `user{k // 11 + 1:02d}_<lighting>/{k % 11}.npy` (labels 0..10 in turn).
-    """
-    rng = np.random.default_rng(seed)
-    base = Path(root) / "DVSGesture"
-    for folder in ("ibmGestureTrain", "ibmGestureTest"):
-        (base / folder).mkdir(parents=True, exist_ok=True)
-        _tiny_archive(base / f"{folder}.tar.gz")
-        for k in range(n_per_split):
-            user, label = k // 11 + 1, k % 11
-            recording = base / folder / f"user{user:02d}_{LIGHTINGS[user % len(LIGHTINGS)]}"
-            recording.mkdir(exist_ok=True)
-            np.save(recording / f"{label}.npy", _events(label, events, rng))
-    return base
-
-
-def dvs_files(root, split: str = "train") -> list[Path]:
-    """The fabricated `.npy` recordings of a split, sorted."""
-    folder = "ibmGestureTrain" if split == "train" else "ibmGestureTest"
-    return sorted((Path(root) / "DVSGesture" / folder).glob("*/*.npy"))

@@ -180,11 +180,22 @@ def test_mixed_precision_input_sums_in_float32():
     assert spikes.float().sum(0).tolist() == [1.0, 1.0, 1.0]  # 0.3 * 4 >= 1 summed in float32
 
 
-def test_use_backend_switches_the_auto_backend():
+@needs_kernels
+def test_use_backend_switches_the_auto_backend(monkeypatch):
+    """On a CPU float tensor ``auto`` is the fused numba kernel; inside ``use_backend("torch")`` the kernel must not
+    run (the tensor ops do, with the same spikes), and after the block ``auto`` is the kernel again."""
+    launches = []
+    real_forward = kernels.forward_kernel
+    monkeypatch.setattr(kernels, "forward_kernel", lambda *args: launches.append(1) or real_forward(*args))
     currents = torch.randn(5, 3, requires_grad=True)
+    ttfs_parallel(currents)
+    assert len(launches) == 1  # the premise: auto runs the kernel here
     with use_backend("torch"):
         spikes = ttfs_parallel(currents)
+    assert len(launches) == 1, "use_backend('torch') still ran the fused kernel"
     assert spikes.grad_fn is not None and torch.equal(spikes, ttfs_step(currents.detach()))
+    ttfs_parallel(currents)
+    assert len(launches) == 2  # the block restored auto
 
 
 def test_kernel_backend_refuses_what_it_cannot_run():

@@ -105,7 +105,7 @@ def test_errors_that_are_not_triton_s_are_raised(monkeypatch):
 
 COMPILED_CHECK = textwrap.dedent("""
     import torch
-    from ttfs_lab.bench import triton_neuron_checks
+    from ttfs_lab.bench.checks import triton_neuron_checks
     from ttfs_lab.functional import triton_kernels
     from ttfs_lab.nn.synapse import _standardize_opaque, _StandardizeTriton, _standardize_tensor_ops
     checks = triton_neuron_checks(torch.device("cuda"))

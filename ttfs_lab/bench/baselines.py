@@ -1,0 +1,54 @@
+"""What the TTFS step is measured against: an ANN of the same layers, and the parallel mode without its kernels."""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ttfs_lab.bench.workload import autocast
+from ttfs_lab.functional.neuron import use_backend
+from ttfs_lab.models import TTFSNet
+from ttfs_lab.nn.neuron import TTFSNeuron
+
+
+def build_ann(net: TTFSNet) -> nn.Sequential:
+    """The same conv / linear / pool modules as ``net`` (copied), ReLU in place of each TTFS neuron, no output
+    neuron: the logits are the last layer's output."""
+    layers = [nn.ReLU() if isinstance(m, TTFSNeuron) else copy.deepcopy(m) for m in net.stages.values()]
+    if isinstance(layers[-1], nn.ReLU):
+        layers = layers[:-1]
+    return nn.Sequential(*layers)
+
+
+def ann_train_step(ann: nn.Module, batch, device: torch.device, precision: str, frames: bool,
+                   lr: float = 1e-3) -> Callable[[], torch.Tensor]:
+    """One step of the ANN: same batch, cross-entropy and (fused) Adam as the TTFS module; event frames are seen
+    once (the first frame), where the TTFS network sees T of them."""
+    optimizer = torch.optim.Adam(ann.parameters(), lr=lr, fused=True)  # as the TTFS module's
+    x, y = batch
+    x = x[:, 0] if frames else x
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            loss = F.cross_entropy(ann(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def with_backend(backend: str, fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``fn`` run with the parallel neuron's ``auto`` backend set to ``backend`` (``torch``: the tensor-op neuron,
+    the row ``parallel_tensor_ops`` on CUDA that shows what the fused kernels gain)."""
+
+    def run() -> torch.Tensor:
+        with use_backend(backend):
+            return fn()
+
+    return run
