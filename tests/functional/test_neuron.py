@@ -1,7 +1,8 @@
-"""The neuron: hand-computed traces, single-spike property, and step == parallel for every backend of the
-parallel execution (fused CPU kernel, fused GPU kernel, tensor ops), with and without fused average pooling
+"""The neuron's executions: hand-computed traces, single-spike property, and step == parallel for every backend of
+the parallel execution (fused CPU kernel, fused GPU kernel, tensor ops), with and without fused average pooling
 (docs/method.md section 1). The GPU (Triton) kernels run here on CPU tensors through Triton's interpreter
-(``TRITON_INTERPRET=1``, set by conftest); tests/functional/test_triton_kernels.py runs them compiled on a GPU."""
+(``TRITON_INTERPRET=1``, set by conftest); tests/functional/test_triton_kernels.py runs them compiled on a GPU.
+The reference alone: test_neuron_reference.py; the backends' interface and choice: test_backends.py."""
 
 import functools
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from ttfs_lab.functional import kernels, triton_kernels
 from ttfs_lab.functional.neuron import (NeuronParams, resolve_mode, ttfs_avgpool_parallel, ttfs_neuron, ttfs_parallel,
-                                        ttfs_step, use_backend)
+                                        ttfs_resume, ttfs_step, use_backend)
 
 needs_kernels = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
 needs_triton = pytest.mark.skipif(not (triton_kernels.AVAILABLE and triton_kernels.INTERPRET),
@@ -163,16 +164,6 @@ def test_no_grad_forward_gives_the_same_spikes(run):
     assert torch.equal(fast, ttfs_step(currents))
 
 
-@needs_kernels
-def test_kernel_keeps_a_channels_last_layout():
-    cur = (torch.randn(2 * 3, 4, 5, 5) + 0.5).to(memory_format=torch.channels_last).view(2, 3, 4, 5, 5)
-    assert not cur.is_contiguous()
-    spikes = ttfs_parallel(cur.requires_grad_(), backend="kernel")
-    spikes.sum().backward()
-    assert torch.equal(spikes, ttfs_step(cur.detach()))
-    assert cur.grad.shape == cur.shape
-
-
 def test_mixed_precision_input_sums_in_float32():
     currents = torch.full((4, 3), 0.3)
     spikes = ttfs_parallel(currents.to(torch.bfloat16), backend="torch")
@@ -198,24 +189,6 @@ def test_use_backend_switches_the_auto_backend(monkeypatch):
     assert len(launches) == 2  # the block restored auto
 
 
-def test_kernel_backend_refuses_what_it_cannot_run():
-    with pytest.raises(ValueError, match="backend='kernel' needs"):
-        ttfs_parallel(torch.zeros(3, 2, dtype=torch.int32), backend="kernel")
-
-
-def test_triton_backend_refuses_what_it_cannot_run():
-    with pytest.raises(ValueError, match="backend='triton' needs.*use backend='torch'"):
-        ttfs_parallel(torch.zeros(3, 2, dtype=torch.float64), backend="triton")
-
-
-def test_auto_backend_keeps_cpu_tensors_off_the_triton_interpreter(monkeypatch):
-    """``auto`` picks Triton for CUDA tensors only: the interpreter the tests use must not slow down CPU runs."""
-    launched = []
-    monkeypatch.setattr(triton_kernels, "forward", lambda *args: launched.append(args))
-    currents = torch.randn(4, 3, requires_grad=True)
-    assert torch.equal(ttfs_parallel(currents), ttfs_step(currents.detach())) and not launched
-
-
 def test_auto_mode_is_the_parallel_execution():
     assert resolve_mode("auto", "cpu", 8) == "parallel" and resolve_mode("step") == "step"
 
@@ -230,6 +203,31 @@ def test_bad_shape_is_reported():
         ttfs_neuron(torch.zeros(3))
 
 
-def test_bad_surrogate_lists_the_choices():
-    with pytest.raises(ValueError, match="unknown surrogate 'relu'.*atan, sigmoid, triangle"):
-        ttfs_step(torch.zeros(3, 2), NeuronParams(surrogate="relu"))
+def test_currents_with_the_wrong_number_of_steps_are_reported():
+    with pytest.raises(ValueError, match="currents have 3 steps, expected 5"):
+        ttfs_parallel(torch.zeros(3, 2), T=5)
+
+
+@pytest.mark.parametrize("fused", [pytest.param(True, marks=needs_kernels), False])
+@pytest.mark.parametrize("pool", [1, 2])
+@pytest.mark.parametrize("p", [NeuronParams(), NeuronParams(theta=0.7, lam=0.9, surrogate="atan")])
+def test_resume_chunk_by_chunk_equals_the_step_loop_over_the_window(monkeypatch, fused, pool, p):
+    """Inference in chunks of 3 + 4 steps from a carried state: the spikes of ``ttfs_step`` over all 7, on the
+    fused kernel (which must run) and on the tensor-op loop (numba switched off)."""
+    launches = []
+    real_forward = kernels.forward_kernel
+    monkeypatch.setattr(kernels, "forward_kernel", lambda *args: launches.append(1) or real_forward(*args))
+    if not fused:
+        monkeypatch.setattr(kernels, "AVAILABLE", False)
+    gen = torch.Generator().manual_seed(5)
+    cur = torch.randn(7, 2, 3, 6, 6, generator=gen) * 0.6 + 0.3
+    state, chunks = None, []
+    for chunk in (cur[:3], cur[3:]):
+        out, state = ttfs_resume(chunk, p, chunk.shape[0], state, pool)
+        chunks.append(out)
+    ref = ttfs_step(cur, p)
+    if pool > 1:
+        ref = F.avg_pool2d(ref.flatten(0, 1), pool).view(7, 2, 3, 3, 3)
+    assert torch.equal(torch.cat(chunks), ref) and ref.sum() > 0
+    assert torch.equal(state.free, 1 - ttfs_step(cur, p).sum(0))  # 0 where the unit has fired
+    assert len(launches) == (2 if fused else 0)

@@ -1,6 +1,6 @@
 """The fused GPU (Triton) kernels: mixed precision, the fallback when Triton fails on a GPU, and, on a machine with
 CUDA, the compiled kernels against the step loop and the tensor formula (the interpreted kernels are held to them
-with every other backend in test_neuron.py and tests/nn/test_synapse.py)."""
+with every other backend in test_neuron.py and test_standardize.py)."""
 
 import os
 import subprocess
@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ttfs_lab.functional import neuron, triton_kernels
+from ttfs_lab.functional import standardize, triton_kernels
+from ttfs_lab.functional.backends import pick_backend
 from ttfs_lab.functional.neuron import NeuronParams, ttfs_avgpool_parallel, ttfs_parallel, ttfs_step
 
 needs_triton = pytest.mark.skipif(not (triton_kernels.AVAILABLE and triton_kernels.INTERPRET),
@@ -70,20 +71,18 @@ def test_a_failed_triton_launch_warns_once_and_falls_back_to_the_same_function(m
     ref.sum().backward()
     assert torch.equal(out, ref)
     torch.testing.assert_close(grad, currents.grad)
-    assert neuron._pick_backend("auto", currents, NeuronParams()) != "triton"  # auto stays off Triton
+    assert pick_backend("auto", currents, NeuronParams()).name != "triton"  # auto stays off Triton
 
 
 def test_a_failed_standardization_kernel_falls_back_to_the_tensor_formula(monkeypatch):
-    from ttfs_lab.nn import synapse
-
     monkeypatch.setattr(triton_kernels, "FAILED", [])
     monkeypatch.setattr(triton_kernels, "standardize_forward", _failing_launch)
     monkeypatch.setattr(triton_kernels, "applies", lambda *args, **kwargs: True)  # as on a GPU
-    monkeypatch.setattr(synapse.kernels, "AVAILABLE", False)  # not the CPU kernel
+    monkeypatch.setattr(standardize.kernels, "AVAILABLE", False)  # not the CPU kernel
     w = torch.randn(4, 9)
     with pytest.warns(RuntimeWarning, match="Triton kernels failed"):
-        out = synapse.standardized_weight(w, None, 0.5, 1e-5)
-    assert torch.equal(out, synapse._standardize_tensor_ops(w, None, 0.5, 1e-5))
+        out = standardize.standardized_weight(w, None, 0.5, 1e-5)
+    assert torch.equal(out, standardize.standardize_tensor_ops(w, None, 0.5, 1e-5))
     assert triton_kernels.FAILED and not triton_kernels.usable(w)
 
 
@@ -107,14 +106,14 @@ COMPILED_CHECK = textwrap.dedent("""
     import torch
     from ttfs_lab.bench.checks import triton_neuron_checks
     from ttfs_lab.functional import triton_kernels
-    from ttfs_lab.nn.synapse import _standardize_opaque, _StandardizeTriton, _standardize_tensor_ops
+    from ttfs_lab.functional.standardize import standardize_tensor_ops, standardized_weight
     checks = triton_neuron_checks(torch.device("cuda"))
     assert all(checks.values()), [k for k, v in checks.items() if not v]
     w = (torch.randn(2048, 6272, device="cuda") * 3 + 1).requires_grad_()
     gamma = (torch.rand(2048, device="cuda") + 0.5).requires_grad_()
     up = torch.randn_like(w)
-    got = torch.autograd.grad((_standardize_opaque(_StandardizeTriton, w, gamma, 0.3, 1e-5) * up).sum(), (w, gamma))
-    ref = torch.autograd.grad((_standardize_tensor_ops(w, gamma, 0.3, 1e-5) * up).sum(), (w, gamma))
+    got = torch.autograd.grad((standardized_weight(w, gamma, 0.3, 1e-5, backend="triton") * up).sum(), (w, gamma))
+    ref = torch.autograd.grad((standardize_tensor_ops(w, gamma, 0.3, 1e-5) * up).sum(), (w, gamma))
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
     assert not triton_kernels.FAILED, triton_kernels.FAILED

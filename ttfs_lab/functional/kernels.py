@@ -1,4 +1,4 @@
-"""Fused CPU kernels (numba): the parallel TTFS neuron, weight standardization, sparse x dense products.
+"""Fused CPU kernels (numba): the parallel TTFS neuron and the weight standardization of the normalized layers.
 
 Why: on CPU the neuron is memory-bound. Written in tensor ops, every step of it (cumulative sum, comparison,
 "fired before" mask, surrogate, masking) is one more full-size ``T x N`` pass and, worse, one more fresh
@@ -12,9 +12,11 @@ allocation whose pages the kernel must fault in and zero. These kernels walk the
 * ``backward_kernel``: ``dL/dI[tau] = sum_{t >= tau} lam^(t - tau) dL/dS[t] g(X[t])`` in one reverse pass (the
   pooled gradient is spread back on the fly); for a constant current (``[1, N]``, e.g. the first layer under
   direct encoding) it returns the sum over tau directly, ``[N]``;
-* ``standardize_forward`` / ``standardize_backward``: the normalized layers' weight standardization, per row;
-* ``csr_of_planes``, ``sparse_conv_forward``, ``sparse_conv_wgrad``, ``csr_of_rows``, ``csr_transpose``,
-  ``sparse_rows_times_dense``: the sparse products of ``ttfs_lab.functional.sparse``.
+* ``standardize_forward`` / ``standardize_backward``: the normalized layers' weight standardization, per row
+  (``ttfs_lab.functional.standardize``).
+
+The tensor side of the neuron kernels (layouts, parameters) is ``ttfs_lab.functional.backends.numba_cpu``; the
+kernels of the sparse products are in ``ttfs_lab.functional.sparse``, next to their autograd functions.
 
 The neuron's arithmetic is the step reference's, in its order, in the data's dtype: ``V = V * lam + I[t]``
 (``x * 1.0`` is exact, so IF needs no branch; two roundings, no fused multiply-add), spike when
@@ -53,7 +55,7 @@ BLOCK = 4096  # units per block: the block's state and one step's slices stay in
 
 
 if AVAILABLE:
-    _jit = dict(parallel=True, cache=True, boundscheck=False, fastmath=False, nogil=True)
+    JIT = dict(parallel=True, cache=True, boundscheck=False, fastmath=False, nogil=True)  # also sparse.py's
     _inner = dict(cache=True, boundscheck=False, fastmath=False, inline="always")
 
     @njit(**_inner)
@@ -138,7 +140,7 @@ if AVAILABLE:
                         for dx in range(k):
                             g[row + dx] = val
 
-    @njit(**_jit)
+    @njit(**JIT)
     def forward_kernel(I, const, T, planes, H, W, k, prm, P, X, save, SV, SF):  # pragma: no cover - compiled
         """The neuron over currents I ``[T, planes, H*W]`` (``[planes, H*W]`` if const: the same current at every
         step), then k x k average pooling with stride k (k = 1: none; a neuron without pooling passes H = W = 1).
@@ -173,7 +175,7 @@ if AVAILABLE:
                         o = (t * planes + p0 + q) * HWo
                         _pool(s[q * HW:(q + 1) * HW], P[o:o + HWo], H, W, k, area)
 
-    @njit(**_jit)
+    @njit(**JIT)
     def backward_kernel(G, X, T, planes, H, W, k, prm, code, alpha, const, out):  # pragma: no cover - compiled
         """Backward of ``forward_kernel``: G ``[T, planes, (H//k) * (W//k)]`` dL/dP -> out ``[T, planes, H*W]``
         dL/dI (``[planes, H*W]``, summed over t, if const): dL/dI[tau] = sum_{t >= tau} lam^(t-tau) g(X[t]) dL/dS[t]."""
@@ -211,7 +213,7 @@ if AVAILABLE:
                     o[j] = total[j]
 
 
-    _jit_reassoc = dict(_jit, fastmath={"reassoc", "contract"})  # vectorized sums: no bit-exact reference here
+    _jit_reassoc = dict(JIT, fastmath={"reassoc", "contract"})  # vectorized sums: no bit-exact reference here
 
     @njit(**_jit_reassoc)
     def standardize_forward(w, gamma, std, eps, out, mean, rstd):  # pragma: no cover - compiled
@@ -262,176 +264,6 @@ if AVAILABLE:
             for k in range(K):
                 wh = (row[k] - m) * r
                 dst[k] = r * (c * grow[k] - mg - wh * mgw)
-
-
-    # --- sparse x dense products for synaptic layers whose input is spikes (ttfs_lab.functional.sparse) --------
-    @njit(**_jit)
-    def csr_of_planes(x, N, C, HW):  # pragma: no cover - compiled
-        """Nonzeros of x ``[N, C, HW]`` (NCHW) grouped by position (n, p): ptr ``[N*HW + 1]`` (int64), channel
-        idx (int32, increasing within a position) and values."""
-        ptr = np.zeros(N * HW + 1, np.int64)
-        for n in prange(N):
-            for c in range(C):
-                base = (n * C + c) * HW
-                row = x[base:base + HW]
-                cnt = ptr[n * HW + 1:(n + 1) * HW + 1]
-                for p in range(HW):
-                    if row[p] != 0:
-                        cnt[p] += 1
-        for i in range(N * HW):
-            ptr[i + 1] += ptr[i]
-        idx = np.empty(ptr[N * HW], np.int32)
-        val = np.empty(ptr[N * HW], x.dtype)
-        for n in prange(N):
-            cursor = ptr[n * HW:(n + 1) * HW].copy()
-            for c in range(C):
-                base = (n * C + c) * HW
-                for p in range(HW):
-                    v = x[base + p]
-                    if v != 0:
-                        k = cursor[p]
-                        idx[k] = c
-                        val[k] = v
-                        cursor[p] = k + 1
-        return ptr, idx, val
-
-    @njit(**_jit)
-    def sparse_conv_forward(ptr, idx, val, N, C, H, W, Wr, O, KH, KW, sh, sw, ph, pw, Ho, Wo, bias, out):  # pragma: no cover
-        """out ``[N, O, Ho, Wo]`` = conv2d of the sparse input with Wr ``[KH, KW, C, O]``, + bias (length 0: none).
-        Per image: accumulate each output position's O channels over its window's nonzeros, then transpose."""
-        for n in prange(N):
-            loc = np.empty((Ho * Wo, O), out.dtype)
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    acc = loc[oy * Wo + ox]
-                    for o in range(O):
-                        acc[o] = 0
-                    for dy in range(KH):
-                        iy = oy * sh + dy - ph
-                        if iy < 0 or iy >= H:
-                            continue
-                        for dx in range(KW):
-                            ix = ox * sw + dx - pw
-                            if ix < 0 or ix >= W:
-                                continue
-                            p = (n * H + iy) * W + ix
-                            for k in range(ptr[p], ptr[p + 1]):
-                                v = val[k]
-                                wb = ((dy * KW + dx) * C + idx[k]) * O
-                                wrow = Wr[wb:wb + O]
-                                for o in range(O):
-                                    acc[o] += v * wrow[o]
-            for o in range(O):
-                dst = out[(n * O + o) * Ho * Wo:(n * O + o + 1) * Ho * Wo]
-                b = bias[o] if bias.shape[0] > 0 else 0.0
-                for q in range(Ho * Wo):
-                    dst[q] = loc[q, o] + b
-
-    @njit(**_jit)
-    def sparse_conv_wgrad(ptr, idx, val, N, C, H, W, G, O, KH, KW, sh, sw, ph, pw, Ho, Wo, dW):  # pragma: no cover
-        """dW ``[chunks, KH*KW*C*O]`` (summed over chunks by the caller): the weight gradient of the conv for the
-        output gradient G ``[N, O, Ho, Wo]`` (NCHW), one partial sum per chunk of images."""
-        chunks = dW.shape[0]
-        per = (N + chunks - 1) // chunks
-        for ch in prange(chunks):
-            d = dW[ch]
-            gl = np.empty((Ho * Wo, O), G.dtype)
-            for n in range(ch * per, min(N, (ch + 1) * per)):
-                for o in range(O):
-                    src = G[(n * O + o) * Ho * Wo:(n * O + o + 1) * Ho * Wo]
-                    for q in range(Ho * Wo):
-                        gl[q, o] = src[q]
-                for iy in range(H):
-                    for ix in range(W):
-                        p = (n * H + iy) * W + ix
-                        for k in range(ptr[p], ptr[p + 1]):
-                            v = val[k]
-                            c = idx[k]
-                            for dy in range(KH):
-                                ty = iy + ph - dy
-                                if ty < 0 or ty % sh != 0 or ty // sh >= Ho:
-                                    continue
-                                oy = ty // sh
-                                for dx in range(KW):
-                                    tx = ix + pw - dx
-                                    if tx < 0 or tx % sw != 0 or tx // sw >= Wo:
-                                        continue
-                                    grow = gl[oy * Wo + tx // sw]
-                                    wb = ((dy * KW + dx) * C + c) * O
-                                    drow = d[wb:wb + O]
-                                    for o in range(O):
-                                        drow[o] += v * grow[o]
-
-    @njit(**_jit)
-    def csr_of_rows(x, R, K):  # pragma: no cover - compiled
-        """Nonzeros of x ``[R, K]`` by row: ptr ``[R + 1]``, column idx (int32, increasing), values."""
-        ptr = np.zeros(R + 1, np.int64)
-        for r in prange(R):
-            row = x[r * K:(r + 1) * K]
-            cnt = 0
-            for k in range(K):
-                if row[k] != 0:
-                    cnt += 1
-            ptr[r + 1] = cnt
-        for r in range(R):
-            ptr[r + 1] += ptr[r]
-        idx = np.empty(ptr[R], np.int32)
-        val = np.empty(ptr[R], x.dtype)
-        for r in prange(R):
-            j = ptr[r]
-            row = x[r * K:(r + 1) * K]
-            for k in range(K):
-                v = row[k]
-                if v != 0:
-                    idx[j] = k
-                    val[j] = v
-                    j += 1
-        return ptr, idx, val
-
-    @njit(**_jit)
-    def sparse_rows_times_dense(ptr, idx, val, R, B, O, bias, out, transposed):  # pragma: no cover - compiled
-        """sparse ``[R, K]`` (CSR) @ B ``[K, O]`` (+ bias, length 0: none) into out ``[R, O]``, or ``[O, R]`` if
-        transposed; in column blocks of 256 so that B's block stays in cache across rows."""
-        BLK = 256
-        for c0 in range(0, O, BLK):
-            n = min(O, c0 + BLK) - c0
-            for r in prange(R):
-                acc = np.empty(n, out.dtype)
-                for j in range(n):
-                    acc[j] = bias[c0 + j] if bias.shape[0] > 0 else 0.0
-                for k in range(ptr[r], ptr[r + 1]):
-                    v = val[k]
-                    brow = B[idx[k] * O + c0:idx[k] * O + c0 + n]
-                    for j in range(n):
-                        acc[j] += v * brow[j]
-                if transposed:
-                    for j in range(n):
-                        out[(c0 + j) * R + r] = acc[j]
-                else:
-                    dst = out[r * O + c0:r * O + c0 + n]
-                    for j in range(n):
-                        dst[j] = acc[j]
-
-
-    @njit(cache=True, boundscheck=False, nogil=True)
-    def csr_transpose(ptr, idx, val, R, K):  # pragma: no cover - compiled
-        """The CSR of the transpose ``[K, R]`` of a CSR ``[R, K]`` (row indices increasing within a column)."""
-        ptr_t = np.zeros(K + 1, np.int64)
-        for j in range(ptr[R]):
-            ptr_t[idx[j] + 1] += 1
-        for k in range(K):
-            ptr_t[k + 1] += ptr_t[k]
-        cursor = ptr_t[:K].copy()
-        idx_t = np.empty(ptr[R], np.int32)
-        val_t = np.empty(ptr[R], val.dtype)
-        for r in range(R):
-            for j in range(ptr[r], ptr[r + 1]):
-                k = idx[j]
-                q = cursor[k]
-                idx_t[q] = r
-                val_t[q] = val[j]
-                cursor[k] = q + 1
-        return ptr_t, idx_t, val_t
 
 
 def set_threads(n: int) -> None:

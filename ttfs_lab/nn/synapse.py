@@ -7,7 +7,8 @@ Per output unit o, with ``std_init`` the standard deviation of the chosen initia
 
 ``norm=False`` uses W as is; ``affine=False`` drops gamma and beta. With neither, the layer is a plain
 conv/linear with a bias (the ablation baseline). ``fold()`` returns the plain ``nn.Conv2d`` / ``nn.Linear``
-computing the same function, for inference.
+computing the same function, for inference. The standardization itself (and its fused kernels) is
+``ttfs_lab.functional.standardize``.
 """
 
 from __future__ import annotations
@@ -16,85 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ttfs_lab.functional import kernels, triton_kernels
+from ttfs_lab.functional.standardize import standardized_weight
 from ttfs_lab.init import init_std, init_weight_
 
-
-class _Standardize(torch.autograd.Function):
-    """Fused CPU weight standardization (one pass forward, two per row backward); see ``standardized_weight``."""
-
-    @staticmethod
-    def forward(ctx, weight: Tensor, gamma, std: float, eps: float) -> Tensor:
-        kernels.set_threads(torch.get_num_threads())
-        flat = weight.detach().reshape(weight.shape[0], -1).contiguous()
-        g = gamma.detach().contiguous() if gamma is not None else flat.new_empty(0)
-        out = torch.empty_like(flat)
-        mean = flat.new_empty(flat.shape[0])
-        rstd = flat.new_empty(flat.shape[0])
-        kernels.standardize_forward(flat.numpy(), g.numpy(), float(std), float(eps), out.numpy(), mean.numpy(), rstd.numpy())
-        ctx.save_for_backward(flat, g, mean, rstd)
-        ctx.std, ctx.shape, ctx.affine = std, weight.shape, gamma is not None
-        return out.view(weight.shape)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        kernels.set_threads(torch.get_num_threads())
-        flat, g, mean, rstd = ctx.saved_tensors
-        grad = grad.reshape(flat.shape).contiguous()
-        dw = torch.empty_like(flat)
-        dgamma = torch.empty_like(g)
-        kernels.standardize_backward(flat.numpy(), g.numpy(), float(ctx.std), mean.numpy(), rstd.numpy(), grad.numpy(),
-                                     dw.numpy(), dgamma.numpy())
-        return dw.view(ctx.shape), (dgamma if ctx.affine else None), None, None
-
-
-class _StandardizeTriton(torch.autograd.Function):
-    """Fused GPU weight standardization (Triton: one launch each way); see ``standardized_weight``."""
-
-    @staticmethod
-    def forward(ctx, weight: Tensor, gamma, std: float, eps: float) -> Tensor:
-        flat = weight.detach().reshape(weight.shape[0], -1).contiguous()
-        g = gamma.detach().contiguous() if gamma is not None else None
-        out, mean, rstd = triton_kernels.standardize_forward(flat, g, std, eps)
-        ctx.save_for_backward(flat, g, mean, rstd)
-        ctx.std, ctx.shape = std, weight.shape
-        return out.view(weight.shape)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        flat, g, mean, rstd = ctx.saved_tensors
-        dw, dgamma = triton_kernels.standardize_backward(flat, g, ctx.std, mean, rstd,
-                                                         grad.reshape(flat.shape).contiguous())
-        return dw.view(ctx.shape), dgamma, None, None
-
-
-@torch.compiler.disable  # numba / Triton kernels: a graph break under torch.compile
-def _standardize_opaque(fn, weight, gamma, std, eps):
-    return fn.apply(weight, gamma, std, eps)
-
-
-def _standardize_tensor_ops(weight: Tensor, gamma: Tensor | None, std: float, eps: float) -> Tensor:
-    flat = weight.flatten(1)
-    var, mean = torch.var_mean(flat, dim=1, unbiased=False, keepdim=True)
-    w = ((flat - mean) * (torch.rsqrt(var + eps) * std)).view_as(weight)
-    return w * gamma.view(-1, *([1] * (w.dim() - 1))) if gamma is not None else w
-
-
-def standardized_weight(weight: Tensor, gamma: Tensor | None, std: float, eps: float) -> Tensor:
-    """Per output unit: (W - mean) / sqrt(var + eps) * std, times gamma if given (biased variance over fan-in).
-
-    One fused kernel each way on CPU (float32/64, numba) and on CUDA (Triton): the layers are small, but the
-    default MNIST network's 2048 x 6272 linear made the tensor-op version (var_mean, five elementwise passes and
-    their backward) cost more than the layer's own product at batch 64 on CPU, and some twenty kernel launches
-    per layer and step on a GPU. Elsewhere the same formula in tensor ops.
-    """
-    if kernels.AVAILABLE and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64):
-        return _standardize_opaque(_Standardize, weight, gamma, std, eps)
-    if triton_kernels.usable(weight):
-        return triton_kernels.launch_or_fallback(
-            lambda: _standardize_opaque(_StandardizeTriton, weight, gamma, std, eps),
-            lambda: _standardize_tensor_ops(weight, gamma, std, eps))[0]
-    return _standardize_tensor_ops(weight, gamma, std, eps)
+__all__ = ["NormConv2d", "NormLinear", "standardized_weight"]
 
 
 class _NormalizedSynapse(nn.Module):
