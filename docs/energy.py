@@ -63,7 +63,6 @@ def evaluate(run_dir: Path, scratch: Path, overrides: dict | None = None) -> dic
     start = time.perf_counter()
     summary = train(config, stage="test")
     summary["eval_s"] = time.perf_counter() - start
-    summary.setdefault("test/spikes_per_neuron_mean", summary.get("test/spikes_per_neuron"))  # `test`'s name for it
     summary["components"] = {k: config["model"].get(k) for k in COMPONENTS}
     return summary
 

@@ -1,6 +1,8 @@
 """The command line: user errors are one line on stderr with exit status 2, never a traceback."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,10 +52,26 @@ def one_line_error(status, stderr, started: bool = False):
     return lines[-1]
 
 
-def test_fit_from_the_command_line_prints_the_result(config_file):
-    status, out, err = cli("fit", "--config", config_file(), "--trainer.max_epochs", "1")
+def printed_spikes_per_neuron(out: str) -> float:
+    return float(re.search(r"spikes per neuron ([0-9.]+)", out.strip().splitlines()[-1]).group(1))
+
+
+def test_fit_then_test_from_the_command_line_print_the_result_and_record_it(config_file, tmp_path):
+    status, out, err = cli("fit", "--config", config_file(), "--trainer.max_epochs", "1", "--run.id", "fitted")
     assert status == 0, err[-2000:]
     assert "test accuracy" in out.strip().splitlines()[-1]
+    runs = tmp_path / "runs"
+    fitted = json.loads((runs / "fitted" / "summary.json").read_text())
+    assert printed_spikes_per_neuron(out) == round(fitted["test/spikes_per_neuron_mean"], 4)
+
+    status, out, err = cli("test", "--config", config_file(), "--ckpt_path", fitted["best_checkpoint"],
+                           "--run.id", "tested")
+    assert status == 0, err[-2000:]
+    meta = json.loads((runs / "tested" / "meta.json").read_text())
+    tested = json.loads((runs / "tested" / "summary.json").read_text())
+    assert meta["status"] == "finished" and meta["stage"] == "test"
+    assert printed_spikes_per_neuron(out) == round(tested["test/spikes_per_neuron_mean"], 4)
+    assert tested["test/spikes_per_neuron"].keys() == fitted["test/spikes_per_neuron"].keys()
 
 
 def test_unknown_config_key(config_file):

@@ -1,12 +1,15 @@
-"""W&B logging read back from an offline run, the W&B mode rule, and run-record bookkeeping."""
+"""W&B logging read back from an offline run, the W&B mode rule, and the callback that records a stopped run
+(the run record itself: tests/record/)."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from helpers import read_wandb_history
-from ttfs_lab.tracking import RunRecord, resolve_wandb_mode
+from ttfs_lab.record import RunRecord
+from ttfs_lab.tracking import RunRecorder, resolve_wandb_mode
 from ttfs_lab.train import train
 
 
@@ -48,16 +51,16 @@ def test_wandb_mode_rule(monkeypatch, tmp_path):
         resolve_wandb_mode("cloud")
 
 
-def test_run_record_survives_a_cut_line_and_replaces_a_rerun_epoch(tmp_path):
+@pytest.mark.parametrize("exception, status", [
+    (KeyboardInterrupt(), "interrupted"),
+    (RuntimeError("Error downloading x.gz:\n  details\n  no network"), "failed"),
+    (type("TrialPruned", (Exception,), {})("pruned at epoch 1"), "pruned"),
+])
+def test_run_recorder_records_how_a_run_stopped(tmp_path, exception, status):
     record = RunRecord(tmp_path / "r")
-    record.append_epoch({"epoch": 0, "val/acc": 0.5})
-    record.append_epoch({"epoch": 1, "val/acc": 0.6})
-    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
-        f.write('{"epoch": 2, "val/a')  # a crash in the middle of a write
-    assert [r["epoch"] for r in record.epochs()] == [0, 1]
-    record.truncate_epochs(1)
-    record.append_epoch({"epoch": 1, "val/acc": 0.7})
-    assert record.epochs() == [{"epoch": 0, "val/acc": 0.5}, {"epoch": 1, "val/acc": 0.7}]
-    record.update_meta(status="running")
-    record.update_meta(error=None)
-    assert json.loads((tmp_path / "r" / "meta.json").read_text()) == {"status": "running", "error": None}
+    record.start(run_id="r")
+    RunRecorder(record).on_exception(SimpleNamespace(), None, exception)
+    meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+    assert meta["status"] == status and meta["ended"] and "\n" not in (meta["error"] or "")
+    if status == "failed":
+        assert meta["error"] == "Error downloading x.gz: no network"

@@ -19,7 +19,7 @@ def test_fit_writes_a_complete_run_record(tiny_config):
     summary = train(tiny_config)
     (run,) = run_dirs(tiny_config)
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["status"] == "finished" and meta["dataset"] == "mnist5k" and meta["T"] == 4
+    assert meta["status"] == "finished" and meta["dataset"] == "mnist5k" and meta["T"] == 4 and meta["stage"] == "fit"
     assert meta["components"] == {"init": "ettfs", "norm": True, "affine": True, "decoder": "twd", "pool": "avg"}
     epochs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in epochs] == [0, 1]
@@ -30,6 +30,9 @@ def test_fit_writes_a_complete_run_record(tiny_config):
     assert len(saved["test/acc_vs_step"]) == 4 and saved["test/acc_vs_step"][-1] == pytest.approx(saved["test/acc"])
     assert set(saved["test/spikes_per_neuron"]) == {"layer1_c4", "layer2_ap", "layer3_fc16", "layer4_fc10"}
     assert all(v <= 1 for v in saved["test/spikes_per_neuron"].values())
+    assert 0 <= saved["test/spikes_per_neuron_mean"] <= 1
+    best = max(epochs, key=lambda e: e["val/acc"])  # what a sweep reads, returned without re-reading the record
+    assert summary["best_epoch"] == saved["best_epoch"] == best and best["val/acc"] == summary["val/acc_best"]
     assert all(len(h) == 5 for h in saved["test/spike_time_hist"].values())
     assert (run / "checkpoints" / "best.ckpt").exists() and (run / "checkpoints" / "last.ckpt").exists()
     config_text = (run / "config.yaml").read_text()
@@ -91,17 +94,33 @@ def test_bad_config_gives_one_line_error(tiny_config, change, message):
     assert "\n" not in str(err.value)
 
 
-def test_validate_and_test_a_saved_checkpoint_reproduce_the_fit(tiny_config):
+def shapes(summary, prefix):
+    return {k: type(v) for k, v in summary.items() if k.startswith(prefix)}
+
+
+def test_validate_and_test_a_saved_checkpoint_reproduce_the_fit_into_records_of_their_own(tiny_config):
     tiny_config["trainer"]["deterministic"] = True
+    tiny_config["run"]["id"] = "fitted"
     summary = train(tiny_config)
-    evaluation = {**tiny_config, "ckpt_path": summary["best_checkpoint"]}
+    evaluation = {**tiny_config, "ckpt_path": summary["best_checkpoint"], "run": {**tiny_config["run"], "id": "tested"}}
+    with pytest.raises(ConfigError, match="run.id=fitted holds the record of a `fit` run"):
+        train({**evaluation, "run": tiny_config["run"]}, stage="test")  # a fit's record is never overwritten
     tested = train(evaluation, stage="test")
+    assert shapes(tested, "test/") == shapes(summary, "test/")  # one shape whatever wrote it
+    assert tested["test/spikes_per_neuron"].keys() == summary["test/spikes_per_neuron"].keys()
+    assert tested["test/spikes_per_neuron_mean"] == pytest.approx(summary["test/spikes_per_neuron_mean"])
+    record = Path(tiny_config["run"]["dir"]) / "tested"
+    meta = json.loads((record / "meta.json").read_text())
+    assert meta["status"] == "finished" and meta["stage"] == "test" and meta["checkpoint"] == summary["best_checkpoint"]
+    assert json.loads((record / "summary.json").read_text()) == json.loads(json.dumps(tested))
+    assert json.loads((Path(tiny_config["run"]["dir"]) / "fitted" / "summary.json").read_text())["epochs"] == 2
     assert tested["test/acc"] == pytest.approx(summary["test/acc"])
     assert tested["test/decision_step"] == pytest.approx(summary["test/decision_step"])
     for key in ("test/synops_ac", "test/synops_ac_exit", "test/energy_nj", "test/energy_ratio_ann"):  # section 10
         assert tested[key] == pytest.approx(summary[key]), key
     assert tested["test/ops_per_layer"].keys() == summary["test/ops_per_layer"].keys() and "test/ops" not in tested
-    validated = train(evaluation, stage="validate")
+    validated = train({**evaluation, "run": {**evaluation["run"], "id": "validated"}}, stage="validate")
     assert validated["val/acc"] == pytest.approx(summary["val/acc_best"])
+    assert shapes(validated, "val/") == {k: t for k, t in shapes(summary, "val/").items() if k != "val/acc_best"}
     with pytest.raises(ConfigError, match="--ckpt_path"):
         train(tiny_config, stage="test")

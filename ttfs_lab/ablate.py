@@ -23,10 +23,12 @@ from typing import Any, Optional
 
 from ttfs_lab.errors import ConfigError
 from ttfs_lab.overrides import apply, load_yaml, parse_assignments
-from ttfs_lab.tracking import resolve_wandb_mode, write_json, write_text
+from ttfs_lab.record import spikes_per_neuron, write_json, write_text
+from ttfs_lab.tracking import resolve_wandb_mode
 
+# column -> summary key, or the function that reads it (spikes per neuron: its one definition, ttfs_lab.record)
 METRICS = {"test/acc": "test/acc", "test/decision_step": "test/decision_step",
-           "spikes_per_neuron": "test/spikes_per_neuron_mean", "wall_s": "wall_s",
+           "spikes_per_neuron": spikes_per_neuron, "wall_s": "wall_s",
            # operations and energy per inference (docs/method.md section 10)
            "synops_ac": "test/synops_ac", "synops_mac": "test/synops_mac", "energy_nj": "test/energy_nj",
            "energy_exit_nj": "test/energy_exit_nj", "energy_ratio_ann": "test/energy_ratio_ann"}
@@ -131,12 +133,19 @@ def aggregate(row: Row, summaries: list[dict], run_ids: list[str], errors: list[
     entry: dict[str, Any] = {"row": row.name, "kind": row.kind, "settings": row.overrides, "seeds": seeds,
                              "n_ok": len(summaries), "runs": run_ids, "errors": errors,
                              "status": "ok" if not errors else ("partial" if summaries else "failed")}
-    for name, key in METRICS.items():
-        values = [float(s[key]) for s in summaries if s.get(key) is not None]
+    for name in METRICS:
+        values = [v for v in (figure(s, name) for s in summaries) if v is not None]
         entry[f"{name}_n"] = len(values)  # fewer than n_ok: runs recorded before the figure existed
         entry[f"{name}_mean"] = statistics.fmean(values) if values else None
         entry[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
     return entry
+
+
+def figure(summary: dict, name: str) -> Optional[float]:
+    """One column's figure of one run (None when the run did not record it)."""
+    key = METRICS[name]
+    value = key(summary) if callable(key) else summary.get(key)
+    return None if value is None else float(value)
 
 
 def save_table(table: dict, out_dir: Path) -> None:

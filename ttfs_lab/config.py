@@ -16,8 +16,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ttfs_lab.data import TTFSDataModule
 from ttfs_lab.module import TTFSClassifier
-from ttfs_lab.tracking import (EpochTimer, ExceptionCheckpoint, RunRecord, RunRecorder, RunSettings, WandbMedia, check_run_id, component_tags,
-                               components, make_wandb_logger, new_run_id)
+from ttfs_lab.record import RunRecord, check_run_id, flatten, new_run_id
+from ttfs_lab.tracking import (EpochTimer, ExceptionCheckpoint, RunRecorder, RunSettings, WandbMedia, component_tags,
+                               components, make_wandb_logger)
 
 RUN_ID_ENV = "TTFS_LAB_RUN_ID"
 LINKS = ("name", "dataset"), ("input_shape", "input_shape"), ("num_classes", "num_classes"), ("frames", "frames")
@@ -59,8 +60,7 @@ class TTFSLabCLI(LightningCLI):
         comp = components(self.model.hparams)
         tags = [f"dataset:{dataset}", *component_tags(comp), *settings.tags]
         config = self.parser.dump(self.config, format="yaml", skip_none=False, skip_validation=True)
-        flat = self._flat_config()
-        logger = make_wandb_logger(settings, self.run_id, self.record.path, flat, tags)
+        logger = make_wandb_logger(settings, self.run_id, self.record.path, self._flat_config(), tags)
         callbacks = [
             ModelCheckpoint(dirpath=self.record.checkpoints, filename="best", monitor="val/acc", mode="max",
                             save_last=True, auto_insert_metric_name=False, enable_version_counter=False),
@@ -77,14 +77,6 @@ class TTFSLabCLI(LightningCLI):
         return self._instantiate_trainer(trainer_config, extra + self.extra_callbacks + callbacks)
 
     def _flat_config(self) -> dict:
-        flat = {}
-
-        def walk(prefix: str, value: Any) -> None:
-            if hasattr(value, "items"):
-                for k, v in value.items():
-                    walk(f"{prefix}.{k}" if prefix else k, v)
-            else:
-                flat[prefix] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
-
-        walk("", self.config.clone().as_dict())
-        return flat
+        """The config as W&B gets it: dotted keys (the run record's flattener), non-scalar values as text."""
+        flat = flatten(self.config.clone().as_dict())
+        return {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v) for k, v in flat.items()}

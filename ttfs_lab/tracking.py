@@ -1,33 +1,24 @@
-"""Experiment tracking: the local run record (``runs/<run-id>/``) and the W&B logger.
+"""Experiment tracking: the W&B logger and the Lightning callbacks that fill the run record.
 
-The run record is independent of W&B and is what ``compare``, ``ablate`` and ``sweep`` read:
-
-    runs/<run-id>/meta.json      id, dataset, group, tags, components, status, start / end, error
-    runs/<run-id>/config.yaml    the resolved config (re-runnable with ``ttfs-lab fit --config``)
-    runs/<run-id>/metrics.jsonl  one line per validation epoch
-    runs/<run-id>/summary.json   final figures (test metrics, curves, histograms), once finished
-    runs/<run-id>/checkpoints/   best.ckpt (by val/acc), last.ckpt, on_exception.ckpt
-    runs/<run-id>/wandb/         the W&B run files (offline runs can be synced with ``wandb sync``)
-
-Every file is written atomically (temp file + rename), so a crash never leaves a half-written record.
+The run record (``runs/<run-id>/``: layout, writes, reads, statuses, summary keys) belongs to ``ttfs_lab.record``;
+the callbacks here only call it: :class:`RunRecorder` appends each epoch and records how a run stopped.
+W&B is independent of it and writes under ``runs/<run-id>/wandb/`` (offline runs sync with ``wandb sync``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from ttfs_lab.errors import ConfigError, NonFiniteLossError
+from ttfs_lab.errors import NonFiniteLossError, first_line
+from ttfs_lab.record import RunRecord
 from ttfs_lab.registry import check_choice
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -56,94 +47,6 @@ class RunSettings:
     test: bool = True
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def new_run_id(dataset: str) -> str:
-    return f"{dataset}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_jsonable))
-
-
-def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _jsonable(value):
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    return str(value)
-
-
-def read_json(path: Path, default=None):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default
-
-
-class RunRecord:
-    """The files of one run; all writes are atomic and happen on rank zero only."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.checkpoints = self.path / "checkpoints"
-
-    @property
-    def meta(self) -> dict:
-        return read_json(self.path / "meta.json", {}) or {}
-
-    @property
-    def status(self) -> Optional[str]:
-        return self.meta.get("status")
-
-    @rank_zero_only
-    def update_meta(self, **fields) -> None:
-        write_json(self.path / "meta.json", {**self.meta, **fields})
-
-    @rank_zero_only
-    def write_config(self, text: str) -> None:
-        write_text(self.path / "config.yaml", text)
-
-    @rank_zero_only
-    def write_summary(self, summary: dict) -> None:
-        write_json(self.path / "summary.json", summary)
-
-    def epochs(self) -> list[dict]:
-        path = self.path / "metrics.jsonl"
-        if not path.exists():
-            return []
-        rows = []
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut by a crash
-        return rows
-
-    @rank_zero_only
-    def append_epoch(self, row: dict) -> None:
-        rows = [r for r in self.epochs() if r.get("epoch") != row.get("epoch")] + [row]
-        write_text(self.path / "metrics.jsonl", "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
-
-    @rank_zero_only
-    def truncate_epochs(self, from_epoch: int) -> None:
-        """Drop epochs >= ``from_epoch`` (they are re-run after a resume)."""
-        rows = [r for r in self.epochs() if r.get("epoch", -1) < from_epoch]
-        write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-
-    def resume_checkpoint(self) -> Optional[str]:
-        """The newest of last.ckpt / on_exception.ckpt, or None."""
-        candidates = [p for p in (self.checkpoints / "last.ckpt", self.checkpoints / "on_exception.ckpt") if p.exists()]
-        return str(max(candidates, key=lambda p: p.stat().st_mtime)) if candidates else None
-
-
 class RunRecorder(L.Callback):
     """Writes the per-epoch metrics and the run status into the run record."""
 
@@ -165,8 +68,7 @@ class RunRecorder(L.Callback):
         status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
         if type(exception).__name__ == "TrialPruned":  # optuna's, raised by its pruning callback
             status = "pruned"
-        message = str(exception).splitlines()[0] if str(exception) else type(exception).__name__
-        self.record.update_meta(status=status, ended=now(), error=message)
+        self.record.stop(status, first_line(exception))
 
 
 def resolve_wandb_mode(mode: str) -> str:
@@ -248,12 +150,6 @@ def components(hparams) -> dict:
 def component_tags(comp: dict) -> list[str]:
     return [f"init:{comp['init']}", f"norm:{'on' if comp['norm'] else 'off'}",
             f"affine:{'on' if comp['affine'] else 'off'}", f"decoder:{comp['decoder']}", f"pool:{comp['pool']}"]
-
-
-def check_run_id(run_id: str) -> str:
-    if not run_id or any(c in run_id for c in "/\\ ") or run_id.startswith("."):
-        raise ConfigError(f"run.id={run_id!r} is not valid; use letters, digits, '-', '_' or '.'")
-    return run_id
 
 
 class EpochTimer(L.Callback):

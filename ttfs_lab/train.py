@@ -2,7 +2,9 @@
 
 fit: resolve the config, train with validation, then test the checkpoint that was best on validation, and write
 the run record. Re-running a run id that did not finish resumes it from its newest checkpoint; re-running a
-finished one returns its summary without training again.
+finished one returns its summary without training again. validate / test: evaluate ``--ckpt_path`` into a run
+record of its own (``stage`` in its meta.json), with the summary keys ``fit`` writes for that stage. Every file of
+the record is written through ``ttfs_lab.record``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any, Optional, Sequence, Union
 from jsonargparse import ArgumentError
 from lightning.pytorch.utilities import rank_zero_only
 
-from ttfs_lab.energy import energy_line, summary_figures
+from ttfs_lab.energy import energy_line
 from ttfs_lab.errors import ConfigError, TTFSLabError, first_line
-from ttfs_lab.tracking import now, read_json
+from ttfs_lab.record import SUMMARY, best_epoch, evaluation_summary, fit_summary, now, spikes_per_neuron
 
 ConfigLike = Union[dict, list[str]]
 
@@ -87,19 +89,19 @@ def train(config: ConfigLike, stage: str = "fit", callbacks: Sequence = ()) -> d
 
 
 def fit(cli) -> dict[str, Any]:
+    """Train, test the best checkpoint, write the record; returns the summary (``best_epoch``: what a sweep needs)."""
     record, settings, trainer = cli.record, cli.settings, cli.trainer
-    meta = record.meta
-    if meta.get("status") == "finished" and (record.path / "summary.json").exists() and settings.resume == "auto":
-        print(f"run {cli.run_id} already finished; its summary: {record.path / 'summary.json'}")
-        return read_json(record.path / "summary.json", {})
+    meta = _check_stage(cli, "fit")
+    done = record.finished_summary() if settings.resume == "auto" else None
+    if done is not None:
+        print(f"run {cli.run_id} already finished; its summary: {record.path / SUMMARY}")
+        return done
     ckpt = cli.config.get("ckpt_path")
     if ckpt is None and settings.resume == "auto" and meta:
         ckpt = record.resume_checkpoint()
     if meta and settings.resume == "never":
         raise ConfigError(f"run.id={cli.run_id} exists in {record.path}; choose another run.id or set run.resume=auto")
-    record.update_meta(run_id=cli.run_id, name=cli.run_id, dataset=cli.model.hparams.dataset, group=settings.group,
-                       tags=cli.tags, components=cli.components, T=cli.model.T, status="running",
-                       started=meta.get("started", now()), ended=None, error=None, resumed_from=ckpt)
+    record.start(**_description(cli, "fit"), resumed_from=ckpt)
     record.write_config(cli.config_text)
     if ckpt and trainer.is_global_zero:
         print(f"resuming run {cli.run_id} from {ckpt}")
@@ -108,59 +110,62 @@ def fit(cli) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
     fit_seconds = time.perf_counter() - start
-    fit_metrics = dict(trainer.callback_metrics)  # testing resets them
+    scalars = _scalars(trainer.callback_metrics)  # testing resets them
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if settings.test:
         trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
-    metrics = {**fit_metrics, **trainer.callback_metrics}
-    summary = build_summary(cli.model, trainer, metrics, best, fit_seconds, time.perf_counter() - start)
-    record.write_summary(summary)
-    record.update_meta(status="finished", ended=now())
+    summary = fit_summary(cli.model.results, {**scalars, **_scalars(trainer.callback_metrics)},
+                          epochs=trainer.current_epoch, best_checkpoint=best, best_epoch=best_epoch(record.epochs()),
+                          fit_s=fit_seconds, wall_s=time.perf_counter() - start)
+    record.finish(summary)
     _finish_loggers(trainer)
     print_summary(cli.run_id, summary)
     return summary
 
 
 def evaluate(cli, stage: str) -> dict[str, Any]:
-    """validate / test a checkpoint (``--ckpt_path``); prints and returns the figures, changes no run record."""
+    """validate / test a checkpoint (``--ckpt_path``) into a run record of its own; prints and returns the figures
+    (the same keys and shapes as after ``fit``)."""
+    record, trainer = cli.record, cli.trainer
     ckpt = cli.config.get("ckpt_path")
     if ckpt is None:
         raise ConfigError(f"`ttfs-lab {stage}` needs --ckpt_path (e.g. runs/<run-id>/checkpoints/best.ckpt)")
-    getattr(cli.trainer, stage)(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
+    _check_stage(cli, stage)
+    record.start(**_description(cli, stage, name=f"{stage} {ckpt}"), checkpoint=str(ckpt), started=now())
+    record.write_config(cli.config_text)
+    if trainer.is_global_zero:
+        print(f"{stage} {ckpt}: record in {record.path}")
+    start = time.perf_counter()
+    getattr(trainer, stage)(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
     prefix = "val" if stage == "validate" else "test"
-    results = cli.model.results.get(prefix, {})
-    summary = {f"{prefix}/{k}": v for k, v in results.items() if k != "ops"}
-    summary.update(summary_figures(prefix, results.get("ops")))
-    summary[f"{prefix}/loss"] = _scalar(cli.trainer.callback_metrics.get(f"{prefix}/loss"))
+    loss = _scalars(trainer.callback_metrics).get(f"{prefix}/loss")
+    summary = evaluation_summary(prefix, cli.model.results.get(prefix), loss, str(ckpt), time.perf_counter() - start)
+    record.finish(summary)
+    _finish_loggers(trainer)
     print_summary(cli.run_id, summary, prefix)
     return summary
 
 
-def build_summary(model, trainer, metrics: dict, best: str, fit_seconds: float, wall_seconds: float) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
-    for stage in ("test", "val"):
-        res = model.results.get(stage)
-        if not res:
-            continue
-        summary.update({
-            f"{stage}/acc": res["acc"], f"{stage}/loss": _scalar(metrics.get(f"{stage}/loss")),
-            f"{stage}/decision_step": res["decision_step"], f"{stage}/acc_vs_step": res["acc_vs_step"],
-            f"{stage}/spikes_per_neuron_mean": res["spikes_per_neuron"], f"{stage}/spikes_per_neuron": res["spikes"],
-            f"{stage}/silent_fraction": res["silent"], f"{stage}/violations": res["violations"],
-            f"{stage}/spike_time_hist": res["hist"],
-        })
-        summary.update(summary_figures(stage, res.get("ops")))  # operations and energy (docs/method.md section 10)
-    summary["val/acc_best"] = _scalar(metrics.get("val/acc_best"))
-    summary["train/acc"] = _scalar(metrics.get("train/acc"))
-    summary["throughput/samples_per_s"] = _scalar(metrics.get("throughput/samples_per_s"))
-    summary["epochs"] = trainer.current_epoch
-    summary["fit_s"], summary["wall_s"] = fit_seconds, wall_seconds
-    summary["best_checkpoint"] = best
-    return summary
+def _check_stage(cli, stage: str) -> dict:
+    """The record's meta; a record of another command (a fit's, an evaluation's) is never overwritten."""
+    record, meta = cli.record, cli.record.meta
+    if meta and record.stage != stage:
+        raise ConfigError(f"run.id={cli.run_id} holds the record of a `{record.stage}` run in {record.path}; "
+                          f"`ttfs-lab {stage}` writes a record of its own: choose another run.id")
+    return meta
 
 
-def _scalar(value) -> Optional[float]:
-    return None if value is None else float(value)
+def _description(cli, stage: str, name: Optional[str] = None) -> dict[str, Any]:
+    """The meta.json fields that say what a run is."""
+    return dict(run_id=cli.run_id, name=name or cli.run_id, dataset=cli.model.hparams.dataset, stage=stage,
+                group=cli.settings.group, tags=cli.tags, components=cli.components, T=cli.model.T)
+
+
+def _scalars(metrics: dict) -> dict[str, float]:
+    """Lightning's logged one-element values as floats."""
+    import torch
+
+    return {k: float(v) for k, v in metrics.items() if not isinstance(v, torch.Tensor) or v.numel() == 1}
 
 
 def _finish_loggers(trainer) -> None:
@@ -178,9 +183,8 @@ def _finish_loggers(trainer) -> None:
 @rank_zero_only
 def print_summary(run_id: str, summary: dict, stage: str = "test") -> None:
     acc, step = summary.get(f"{stage}/acc"), summary.get(f"{stage}/decision_step")
-    spikes = summary.get(f"{stage}/spikes_per_neuron_mean", summary.get(f"{stage}/spikes_per_neuron"))
     if acc is None:
         return
-    energy = energy_line(summary, stage)
+    spikes, energy = spikes_per_neuron(summary, stage), energy_line(summary, stage)
     print(f"[{run_id}] {stage} accuracy {acc:.4f} | mean decision step {step:.2f} | spikes per neuron "
-          f"{spikes if not isinstance(spikes, float) else round(spikes, 4)}" + (f" | {energy}" if energy else ""))
+          f"{'-' if spikes is None else round(spikes, 4)}" + (f" | {energy}" if energy else ""))

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 LAYERS = ("conv1", "conv2", "fc1", "fc2")
+UNITS = (6272, 3136, 256, 10)  # neurons per layer: spikes per neuron over all layers weights them
 
 BASE_CONFIG = {
     "seed_everything": 0,
@@ -131,6 +132,7 @@ def fabricate_summary(run_id: str, T: int, acc: float, step: float, val_best: fl
         "test/decision_step": step,
         "test/acc_vs_step": curve,
         "test/spikes_per_neuron": spn,
+        "test/spikes_per_neuron_mean": sum(spn[k] * u for k, u in zip(LAYERS, UNITS)) / sum(UNITS),
         "test/silent_fraction": silent,
         "test/violations": {layer: 0 for layer in LAYERS},
         "test/spike_time_hist": hist,

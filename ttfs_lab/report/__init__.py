@@ -1,12 +1,13 @@
 """Run records and the offline comparison dashboard.
 
-``records`` (json/yaml/pathlib only) reads ``runs/<run_id>/`` and ablation tables; ``dashboard`` (plotly)
+``records`` (json/yaml/pathlib only) finds and compares run records (read through ``ttfs_lab.record``) and reads
+ablation tables; ``dashboard`` (plotly)
 writes one self-contained HTML page comparing runs. The dashboard is imported lazily so that the ablation
 runner and the sweep code can use the records without importing plotly.
 """
 
 from .records import (
-    RunRecord,
+    RunSnapshot,
     config_differences,
     final_metrics,
     find_runs,
@@ -17,7 +18,7 @@ from .records import (
 )
 
 __all__ = [
-    "RunRecord",
+    "RunSnapshot",
     "load_run",
     "find_runs",
     "looks_like_run",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from ttfs_lab.record import is_number
+
 from .figures import _esc, _style, pareto_front
-from .records import _is_number
 
 
 def _energy_points(records) -> list[tuple[int, float, float, dict]]:
@@ -15,7 +16,7 @@ def _energy_points(records) -> list[tuple[int, float, float, dict]]:
     pts = []
     for i, rec in enumerate(records):
         s = rec.summary
-        if _is_number(s.get("test/acc")) and _is_number(s.get("test/energy_nj")) and s["test/energy_nj"] > 0:
+        if is_number(s.get("test/acc")) and is_number(s.get("test/energy_nj")) and s["test/energy_nj"] > 0:
             pts.append((i, float(s["test/acc"]), float(s["test/energy_nj"]), s))
     return pts
 
@@ -37,14 +38,14 @@ def energy_pareto(records, colors, labels) -> go.Figure | None:
         star = " ★ Pareto" if k in front else ""
         ratio = s.get("test/energy_ratio_ann")
         exit_e = s.get("test/energy_exit_nj")
-        extra = (f"<br>{ratio:.3f} of the ANN's" if _is_number(ratio) else "") + (
-            f"<br>{exit_e:,.1f} nJ with early exit" if _is_number(exit_e) else "")
+        extra = (f"<br>{ratio:.3f} of the ANN's" if is_number(ratio) else "") + (
+            f"<br>{exit_e:,.1f} nJ with early exit" if is_number(exit_e) else "")
         fig.add_trace(go.Scatter(
             x=[e], y=[acc], mode="markers", name=_esc(labels[i]),
             marker=dict(size=12, color=colors[i], line=dict(color="white", width=1)),
             hovertemplate=f"{_esc(labels[i])}{star}<br>%{{x:,.1f}} nJ / inference{extra}<br>test acc %{{y:.2%}}"
                           "<extra></extra>"))
-    anns = sorted({round(float(s["test/ann_energy_nj"]), 3) for *_, s in pts if _is_number(s.get("test/ann_energy_nj"))})
+    anns = sorted({round(float(s["test/ann_energy_nj"]), 3) for *_, s in pts if is_number(s.get("test/ann_energy_nj"))})
     for ann in anns:
         fig.add_vline(x=ann, line=dict(color="#c0392b", dash="dot", width=1),
                       annotation_text=f"ANN, same layers: {ann:,.0f} nJ", annotation_position="top left")
@@ -63,12 +64,12 @@ def layer_operations(records, colors, labels) -> go.Figure | None:
         per_layer = rec.summary.get("test/ops_per_layer")
         if not isinstance(per_layer, dict):
             continue
-        rows = [(str(k), v) for k, v in per_layer.items() if isinstance(v, dict) and _is_number(v.get("ops"))]
+        rows = [(str(k), v) for k, v in per_layer.items() if isinstance(v, dict) and is_number(v.get("ops"))]
         if not rows:
             continue
         layers += [k for k, _ in rows if k not in layers]
         for k, v in rows:
-            if _is_number(v.get("ann_mac")):
+            if is_number(v.get("ann_mac")):
                 ann.setdefault(k, float(v["ann_mac"]))
         fig.add_trace(go.Bar(
             x=[_esc(k) for k, _ in rows], y=[float(v["ops"]) for _, v in rows], name=_esc(label),

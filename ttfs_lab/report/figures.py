@@ -16,7 +16,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .records import RunRecord, _is_number, final_metrics
+from ttfs_lab.record import RunSnapshot, is_number
+
+from .records import final_metrics
 
 __all__ = [
     "pareto_front",
@@ -44,7 +46,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     valid = [
         (i, float(a), float(s))
         for i, (a, s) in enumerate(points)
-        if _is_number(a) and _is_number(s)
+        if is_number(a) and is_number(s)
     ]
     front = []
     for i, a, s in valid:
@@ -56,12 +58,12 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return [i for _, _, i in sorted(front)]
 
 
-def run_colors(records: Sequence[RunRecord]) -> list[str]:
+def run_colors(records: Sequence[RunSnapshot]) -> list[str]:
     """One stable colour per record (by position), shared by every figure and the runs table."""
     return [_PALETTE[i % len(_PALETTE)] for i in range(len(records))]
 
 
-def run_labels(records: Sequence[RunRecord], max_len: int = 36) -> list[str]:
+def run_labels(records: Sequence[RunSnapshot], max_len: int = 36) -> list[str]:
     """Legend labels (raw, unescaped): the run name, with the run id appended where names repeat,
     shortened to ``max_len`` characters so that long names do not squeeze the plots."""
     names = [r.name for r in records]
@@ -163,8 +165,8 @@ def acc_vs_step(records, colors, labels) -> go.Figure | None:
         curve = rec.summary.get("test/acc_vs_step")
         if not isinstance(curve, list):
             continue
-        ks = [k for k, v in enumerate(curve, 1) if _is_number(v)]
-        ys = [float(v) for v in curve if _is_number(v)]
+        ks = [k for k, v in enumerate(curve, 1) if is_number(v)]
+        ys = [float(v) for v in curve if is_number(v)]
         if not ks:
             continue
         fig.add_trace(
@@ -202,7 +204,7 @@ def layer_firing(records, colors, labels) -> go.Figure | None:
             d = rec.summary.get(key)
             if not isinstance(d, dict):
                 continue
-            items = [(str(k), float(v)) for k, v in d.items() if _is_number(v)]
+            items = [(str(k), float(v)) for k, v in d.items() if is_number(v)]
             if not items:
                 continue
             fig.add_trace(
@@ -244,7 +246,7 @@ def spike_time_histograms(records, colors, labels) -> go.Figure | None:
             continue
         for li, layer in enumerate(layers):
             counts = hists.get(layer)
-            if not isinstance(counts, list) or not counts or not all(_is_number(c) for c in counts):
+            if not isinstance(counts, list) or not counts or not all(is_number(c) for c in counts):
                 continue
             total = sum(counts) or 1.0
             xs = [str(k) for k in range(1, len(counts))] + ["silent"]
@@ -289,11 +291,11 @@ def ablation_bars(table: dict) -> go.Figure | None:
             xs, ys, es, hover = [], [], [], []
             for n, r in sel:
                 m, s = r.get(f"{key}_mean"), r.get(f"{key}_std")
-                if not _is_number(m):
+                if not is_number(m):
                     continue
                 xs.append(n)
                 ys.append(float(m))
-                es.append(float(s) if _is_number(s) else 0.0)
+                es.append(float(s) if is_number(s) else 0.0)
                 ok, seeds, status = (_esc(r.get(k, "?")) for k in ("n_ok", "seeds", "status"))
                 hover.append(f"{ok}/{seeds} seeds ok, {status}")
                 if col == 1:

@@ -2,11 +2,11 @@
 
 The trial's config is the base config (with the command's overrides) plus the trial's parameters, with
 ``run.id = <study>-t<number>``, ``run.group = <study>`` and tags ``sweep``, ``study:<study>``, ``trial:<n>``.
-Its value is the best validation accuracy, read from the run record (``metrics.jsonl``: the first epoch with
-the highest ``val/acc``, the epoch of the checkpoint that ``fit`` tests). For ``acc_latency`` the second value
-is the mean decision step ``val/decision_step`` of that same epoch (so both values describe one model); for
-``acc_energy`` (``acc_energy_exit``) the energy per inference ``val/energy_nj`` (``val/energy_exit_nj``, with
-early exit; docs/method.md section 10) of that epoch.
+Its value is the best validation accuracy, from what ``train`` returns (``best_epoch``: the metrics.jsonl row of
+the first epoch with the highest ``val/acc``, the epoch of the checkpoint that ``fit`` tests). For ``acc_latency``
+the second value is the mean decision step ``val/decision_step`` of that same epoch (so both values describe one
+model); for ``acc_energy`` (``acc_energy_exit``) the energy per inference ``val/energy_nj`` (``val/energy_exit_nj``,
+with early exit; docs/method.md section 10) of that epoch.
 """
 
 from __future__ import annotations
@@ -61,14 +61,11 @@ def trial_config(plan: Plan, params: dict, number: int) -> dict:
     return config
 
 
-def best_epoch(run_dir: Path, summary: dict) -> tuple[Optional[float], dict, Optional[int]]:
-    """(val accuracy, that epoch's logged figures, epoch) of the first epoch with the best val/acc in the run
-    record; without epochs, the summary's best accuracy and the summary itself."""
-    from ttfs_lab.tracking import RunRecord
-
-    rows = [r for r in RunRecord(run_dir).epochs() if isinstance(r.get("val/acc"), (int, float))]
-    if rows:
-        best = max(rows, key=lambda r: r["val/acc"])  # max keeps the first of equals, as ModelCheckpoint does
+def best_figures(summary: dict) -> tuple[Optional[float], dict, Optional[int]]:
+    """(val accuracy, that epoch's logged figures, epoch) of the summary's ``best_epoch``; without one (no epoch
+    recorded), the summary's best accuracy and the summary itself."""
+    best = summary.get("best_epoch")
+    if isinstance(best, dict) and isinstance(best.get("val/acc"), (int, float)):
         return float(best["val/acc"]), best, best.get("epoch")
     return summary.get("val/acc_best"), summary, None
 
@@ -130,7 +127,7 @@ class Objective:
             raise
         finally:
             _finish_wandb(failed)
-        acc, figures, epoch = best_epoch(run_dir, summary)
+        acc, figures, epoch = best_figures(summary)
         if acc is None:
             raise RuntimeError("the run has no validation accuracy: use data.val_fraction > 0 and "
                                "trainer.limit_val_batches > 0")

@@ -10,9 +10,10 @@ from typing import Any, Optional
 
 import yaml
 
+from ttfs_lab.record import write_text
 from ttfs_lab.sweep.objective import Plan, _fmt
 from ttfs_lab.sweep.space import target_path
-from ttfs_lab.tracking import resolve_wandb_mode, write_text
+from ttfs_lab.tracking import resolve_wandb_mode
 
 TOP = 5
 VALUE_NAMES = ("val/acc_best", "val/decision_step")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ttfs_lab.errors import ConfigError, first_line
+from ttfs_lab.record import RunRecord
 
 HEARTBEAT_S = 60
 GRACE_S = 180
@@ -147,13 +148,8 @@ def fail_dead_trials(study) -> tuple[list, list]:
 
 def _mark_run_failed(run_dir: Optional[str], message: str) -> None:
     """The run record of a killed trial still says ``running``: say ``failed`` (RunRecorder never got to)."""
-    if not run_dir or not Path(run_dir, "meta.json").exists():
-        return
-    from ttfs_lab.tracking import RunRecord, now
-
-    record = RunRecord(Path(run_dir))
-    if record.status == "running":
-        record.update_meta(status="failed", ended=now(), error=message)
+    if run_dir:
+        RunRecord(Path(run_dir)).fail_if_running(message)
 
 
 @contextlib.contextmanager
