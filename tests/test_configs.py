@@ -9,6 +9,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from fabricate_data import make_cifar, make_dvsgesture, make_mnist_idx, skip_cifar_md5  # noqa: E402
 
+from ttfs_lab.netconfig import DEFAULT_SPECS  # noqa: E402
 from ttfs_lab.train import train  # noqa: E402
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("**/*.yaml"))
@@ -40,7 +41,8 @@ def test_shipped_config_runs_one_step(path, tmp_path, monkeypatch):
         skip_cifar_md5(monkeypatch)
     if cls == "DVSGesture":
         args.update(size=32, frames=4)
-        config["model"]["spec"] = config["model"]["spec"].replace("c128-ap-c128-ap-c128-ap-c128-ap-c128-ap", "c8-ap-c8-ap")
+        spec = config["model"].get("spec") or DEFAULT_SPECS["dvsgesture"]
+        config["model"]["spec"] = spec.replace("c128-ap-c128-ap-c128-ap-c128-ap-c128-ap", "c8-ap-c8-ap")
     args.update(batch_size=4, num_workers=0)
     # (limit_*_batches: 1 would mean 100 %: Lightning reads the int 1 as the float 1.0)
     config["trainer"] = {"max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 2, "limit_test_batches": 2,

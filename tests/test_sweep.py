@@ -284,6 +284,26 @@ def test_space_file_forms():
         assert load_space(str(shipped)).knobs
 
 
+@pytest.mark.parametrize("params,message", [
+    ({"model.decoder": {"low": 1, "high": 2}}, "knob model.decoder: model.decoder is a str setting; give choices"),
+    ({"model.T": {"low": 0, "high": 8}}, "knob model.T: value 0 is not valid (model.T=0 is not valid; use T >= 1)"),
+    ({"model.T": ["many"]}, "knob model.T: value 'many' is not valid (model.T='many' is not valid; use an integer)"),
+    ({"model.mode": ["step", "fast"]}, "knob model.mode: value 'fast' is not valid (model.mode='fast' is not valid"),
+])
+def test_network_knobs_are_checked_by_the_network_config_as_the_file_is_read(params, message):
+    with pytest.raises(SpaceError) as err:
+        parse_space({"params": params}, "s.yaml")
+    assert str(err.value).startswith(f"s.yaml: {message}"), str(err.value)
+
+
+def test_network_knobs_take_the_type_of_their_setting():
+    space = parse_space({"params": {"model.twd_potential": {"low": 0, "high": 1},
+                                    "model.T": {"low": 4.0, "high": 16.0},
+                                    "trainer.accumulate_grad_batches": {"low": 1.0, "high": 4.0}}}, "s.yaml")
+    kinds = {k.name: k.kind for k in space.knobs}
+    assert kinds == {"model.twd_potential": "float", "model.T": "int", "trainer.accumulate_grad_batches": "float"}
+
+
 def test_dashboard_serves_the_study_journal(tmp_path, monkeypatch, capsys):
     import optuna_dashboard
 

@@ -1,9 +1,9 @@
 """Inference with the folded network and early exit at the first output spike (docs/method.md section 4).
 
-The network runs a chunk of steps at a time (all layers advance together; within a chunk each layer runs over
-its steps at once, the neurons carrying their state from chunk to chunk, ``ttfs_resume``) and a sample leaves
-the batch as soon as its decision is *final*: the class leading now is certain to still lead after step T,
-whatever spikes come later.
+The network runs a chunk of steps at a time (all layers advance together; within a chunk each block of the
+network's execution plan, ``ttfs_lab/plan.py``, runs over its steps at once, the neurons carrying their state
+from chunk to chunk, ``ttfs_resume``) and a sample leaves the batch as soon as its decision is *final*: the class
+leading now is certain to still lead after step T, whatever spikes come later.
 Each output neuron fires at most once and every spiking decoder here only adds a nonnegative amount when a
 class fires (``twd``: kappa w_t with w strictly decreasing; ``first_spike``; ``count``), so after step k:
 
@@ -32,9 +32,9 @@ from torch import Tensor
 
 from ttfs_lab.functional.decoding import decision_steps, membrane_potential
 from ttfs_lab.functional.neuron import ResumeState, ttfs_resume
-from ttfs_lab.models import TTFSNet, _fusable_pool, _synapse_forward
+from ttfs_lab.models import TTFSNet
 from ttfs_lab.nn.decoders import FirstSpikeDecoder, SpikeCountDecoder, TemporalWeightingDecoder
-from ttfs_lab.nn.neuron import TTFSNeuron
+from ttfs_lab.plan import stage_rows
 
 MONOTONE_DECODERS = (TemporalWeightingDecoder, FirstSpikeDecoder, SpikeCountDecoder)
 
@@ -75,28 +75,20 @@ def final_decisions(net: TTFSNet, out: Tensor, k: int, potential: Optional[Tenso
     return pred, beats.all(-1)
 
 
-def _run_chunk(net: TTFSNet, stages: list, h: Tensor, steps: int, states: dict) -> tuple[Tensor, Optional[Tensor]]:
-    """The stages over ``steps`` more steps (``h``: ``[steps | 1, B, ...]``), each neuron continuing from its
-    state in ``states`` (updated); a neuron followed by an average pool is one fused op, as in training. Returns
-    the output and, when the decoder reads the output potential, the output layer's currents of these steps."""
-    spikes = net.encoder_name != "direct"  # latency spikes and event frames are sparse too
+def _run_chunk(net: TTFSNet, h: Tensor, steps: int, states: dict) -> tuple[Tensor, Optional[Tensor]]:
+    """The plan's blocks after ``plan.once`` over ``steps`` more steps (``h``: ``[steps | 1, B, ...]``), each
+    neuron continuing from its state in ``states`` (updated); neuron + average pool fused, as in training
+    (``ttfs_lab/plan.py``). Returns the output and, when the decoder reads the output potential, the output
+    layer's currents of these steps."""
     currents = None
-    i = 0
-    while i < len(stages):
-        name, stage = stages[i]
-        if name == net.potential_layer:
+    for block in net.plan.steps(fuse=True):
+        stage = net.stages[block.name]
+        if block.potential:
             currents = h.expand(steps, *h.shape[1:]) if h.shape[0] == 1 else h
-        if isinstance(stage, TTFSNeuron):
-            k = _fusable_pool(stages[i + 1][1]) if i + 1 < len(stages) else None
-            k = k if k and h.dim() == 5 else 1
-            h, states[name] = ttfs_resume(h, stage.params, steps, states.get(name), k)
-            i += 1 if k > 1 else 0
-            spikes = True
+        if block.kind == "neuron":
+            h, states[block.name] = ttfs_resume(h, stage.params, steps, states.get(block.name), block.pool_k or 1)
         else:
-            s, b = h.shape[:2]
-            h = _synapse_forward(stage, h.flatten(0, 1), spikes and net.sparse)
-            h = h.view(s, b, *h.shape[1:])
-        i += 1
+            h = stage_rows(stage, block, h, net.sparse)
     return h, currents
 
 
@@ -106,16 +98,11 @@ def early_exit(net: TTFSNet, x: Tensor, chunk: int = 1) -> EarlyExitResult:
     carrying their state); after each chunk the samples whose decision became final leave the batch."""
     if chunk < 1:
         raise ValueError(f"chunk={chunk} is not valid; use 1 or more steps")
-    T, stages = net.T, list(net.stages.items())
+    T = net.T
     h = net.encode(x)
     B = h.shape[1]
-    start = 0
-    if h.shape[0] == 1:  # a constant input current: the stages before the first neuron run once
-        while start < len(stages) and not isinstance(stages[start][1], TTFSNeuron):
-            s, b = h.shape[:2]
-            h = stages[start][1](h.flatten(0, 1))
-            h = h.view(s, b, *h.shape[1:])
-            start += 1
+    for block in net.plan.once:  # a constant input current: the blocks before the first neuron run once
+        h = stage_rows(net.stages[block.name], block, h, net.sparse)
     const = h.shape[0] == 1
     active = torch.arange(B, device=h.device)
     states: dict[str, ResumeState] = {}
@@ -127,7 +114,7 @@ def early_exit(net: TTFSNet, x: Tensor, chunk: int = 1) -> EarlyExitResult:
     t0 = 0
     while t0 < T:
         t1 = min(T, t0 + chunk)
-        z, c = _run_chunk(net, stages[start:], h if const else h[t0:t1], t1 - t0, states)
+        z, c = _run_chunk(net, h if const else h[t0:t1], t1 - t0, states)
         if out is None:
             out = z.new_zeros((T, *z.shape[1:]))
             cur = None if c is None else z.new_zeros((T, *z.shape[1:]))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import lightning as L
 import torch
@@ -18,25 +17,27 @@ from ttfs_lab.energy import logged_figures
 from ttfs_lab.functional.decoding import decision_steps
 from ttfs_lab.functional.ops import E_AC_PJ, E_MAC_PJ
 from ttfs_lab.metrics import DecisionLatency, SpikeStatistics, SynapticOperations
-from ttfs_lab.models import TTFSNet, build_network
+from ttfs_lab.models import TTFSNet
+from ttfs_lab.netconfig import NetConfig
 from ttfs_lab.nn.calibration import CALIBRATED_LAYERS, calibrate_potentials_
 from ttfs_lab.registry import check_choice
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULES = ("cosine", "constant")
 STAGES = ("train", "val", "test")
-_NET_ARGS = set(inspect.signature(TTFSNet.__init__).parameters) - {"self", "spec"}
 
 
 class TTFSClassifier(L.LightningModule):
     """A TTFS network trained as a classifier.
 
-    The network arguments are those of ``TTFSNet`` (see ``ttfs_lab/models.py``); ``dataset``, ``input_shape``,
-    ``num_classes`` and ``frames`` come from the DataModule (linked by the CLI). For event data ``frames``
-    replaces ``T`` and the encoder is ``frames``.
+    ``**net`` are the network settings, the fields of ``NetConfig`` (``ttfs_lab/netconfig.py``: spec, T, encoder,
+    decoder, init, norm, ..., mode, sparse), given flat as ``model.<field>``; LightningCLI's parser reads their
+    types, defaults and help from ``NetConfig``. ``dataset``, ``input_shape``, ``num_classes`` and ``frames`` come
+    from the DataModule (linked by the CLI); ``NetConfig.resolve`` applies them (the dataset's default spec; for
+    event data ``frames`` replaces ``T`` and the encoder is ``frames``). ``hparams`` hold every setting, the spec
+    the network was built from included; ``net.config`` is the configuration it runs.
 
     Args:
-        spec: layer spec; None = the dataset's default (``models.DEFAULT_SPECS``).
         optimizer: adam | adamw | sgd. lr, weight_decay, momentum (sgd): its settings.
         fused_optimizer: one fused kernel for the whole optimizer step (torch's ``fused=True``, CPU and CUDA: the
             same update, rounded differently; about 10x faster than the per-parameter loop for the MNIST network
@@ -55,17 +56,12 @@ class TTFSClassifier(L.LightningModule):
     """
 
     def __init__(self, dataset: str = "mnist5k", input_shape: tuple[int, int, int] = (1, 28, 28),
-                 num_classes: int = 10, frames: Optional[int] = None, spec: Optional[str] = None, T: int = 8,
-                 encoder: Optional[str] = None, decoder: str = "twd", logit_scale: Optional[float] = None,
-                 learnable_scale: bool = False, twd_weights: str = "linear", twd_decay: float = 0.8,
-                 twd_potential: float = 0.1, init: str = "ettfs", init_gain: float = 1.0,
-                 init_distribution: str = "normal", ettfs_first_layer_t: bool = True, norm: bool = True,
-                 affine: bool = True, pool: Optional[str] = None, theta: float = 1.0, leak: float = 1.0,
-                 surrogate: str = "sigmoid", alpha: float = 4.0, mode: str = "auto", optimizer: str = "adam",
-                 lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
+                 num_classes: int = 10, frames: Optional[int] = None, optimizer: str = "adam", lr: float = 1e-3,
+                 weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
                  warmup_epochs: float = 0.0, label_smoothing: float = 0.0, compile: bool = False,
                  fused_optimizer: bool = True, ettfs_calibrate: str = "unnormalized", calibrate_mean: float = 0.5,
-                 calibrate_std: float = 1.0, energy_ac_pj: float = E_AC_PJ, energy_mac_pj: float = E_MAC_PJ) -> None:
+                 calibrate_std: float = 1.0, energy_ac_pj: float = E_AC_PJ, energy_mac_pj: float = E_MAC_PJ,
+                 **net: Any) -> None:
         super().__init__()
         self.save_hyperparameters()
         check_choice("model.optimizer", optimizer, list(OPTIMIZERS))
@@ -79,16 +75,11 @@ class TTFSClassifier(L.LightningModule):
         if calibrate_std <= 0:
             raise ConfigError(f"model.calibrate_std={calibrate_std} is not valid; use a positive potential spread")
         check_choice("model.ettfs_calibrate", ettfs_calibrate, ("none", *CALIBRATED_LAYERS))
-        self._calibration_pending = ettfs_calibrate != "none" and init == "ettfs"
+        config = NetConfig(**net)  # (the CLI's parser follows **net to NetConfig's fields)
+        self.net = TTFSNet(config.resolve(dataset, frames), tuple(input_shape), num_classes)
+        self._complete_hparams(config)
+        self._calibration_pending = ettfs_calibrate != "none" and config.init == "ettfs"
         self.calibration: list = []  # what calibration measured, per TTFS layer (empty: not calibrated here)
-        net_kwargs = {k: v for k, v in self.hparams.items() if k in _NET_ARGS}
-        if frames is not None:
-            net_kwargs["T"] = frames
-            net_kwargs["encoder"] = encoder or "frames"
-        else:
-            net_kwargs["encoder"] = encoder or "direct"
-        net_kwargs["input_shape"] = tuple(input_shape)
-        self.net = build_network(dataset, spec, **net_kwargs)
         self.T = self.net.T
         self._forward = torch.compile(self.net) if compile else self.net
         layers = self.net.recorded_layers()
@@ -100,6 +91,15 @@ class TTFSClassifier(L.LightningModule):
         self.val_acc_best = MaxMetric()
         self.results: dict[str, dict] = {}  # last computed spike / latency figures per stage
         # (ModuleDict keys get a "_" suffix: "train" would shadow nn.Module.train)
+
+    def _complete_hparams(self, config: NetConfig) -> None:
+        """Every network setting in ``hparams`` (the CLI gives them all; a direct call only those it passes) and
+        the spec the network was built from in place of None (the dataset's default)."""
+        missing = {k: v for k, v in config.settings().items() if k not in self.hparams}
+        if self.hparams.get("spec") is None:
+            missing["spec"] = self.net.config.spec
+        if missing:
+            self.save_hyperparameters({**self.hparams, **missing})
 
     def forward(self, x):
         return self.net(x).logits

@@ -19,8 +19,10 @@ A space file::
       trainer.accumulate_grad_batches: {low: 1, high: 4, type: int}
 
 A numeric knob is an int when ``low`` and ``high`` are both integers (or ``type: int``), else a float;
-``log: true`` samples on a log scale, ``step`` quantizes. Every problem is a one-line ``SpaceError`` naming the
-file and the knob.
+``log: true`` samples on a log scale, ``step`` quantizes. A knob over a network setting (``model.<field>`` of
+``ttfs_lab.netconfig.NetConfig``) takes the setting's type (``model.twd_potential: {low: 0, high: 1}`` is a float)
+and its values are checked by ``NetConfig`` as the file is read. Every problem is a one-line ``SpaceError`` naming
+the file and the knob.
 """
 
 from __future__ import annotations
@@ -212,6 +214,7 @@ def parse_knob(name: str, spec: Any, path: str = "<space>") -> Knob:
                 fail(f"choice {c!r} is not a number, string, boolean or null")
         if len({repr(c) for c in choices}) != len(choices):
             fail("choices hold a value twice")
+        _check_setting_values(name, choices, fail)
         return Knob(name, "categorical", tuple(choices))
     if kind == "categorical":
         fail("type categorical needs choices")
@@ -230,16 +233,52 @@ def parse_knob(name: str, spec: Any, path: str = "<space>") -> Knob:
     if log and low <= 0:
         fail(f"log scale needs low > 0, got low={low}")
     if kind is None:
-        kind = "int" if _is_int(low) and _is_int(high) and (step is None or _is_int(step)) else "float"
+        kind = _setting_kind(name, fail) or (
+            "int" if _is_int(low) and _is_int(high) and (step is None or _is_int(step)) else "float")
     if kind == "int":
         if not (float(low).is_integer() and float(high).is_integer()) or (step is not None and not float(step).is_integer()):
             fail("type int needs integer low, high and step")
         if log and step not in (None, 1):
             fail("log scale and step cannot be combined")
+        _check_setting_values(name, [int(low), int(high)], fail)
         return Knob(name, "int", low=int(low), high=int(high), log=log, step=int(step) if step else None)
     if log and step is not None:
         fail("log scale and step cannot be combined")
+    _check_setting_values(name, [float(low), float(high)], fail)
     return Knob(name, "float", low=float(low), high=float(high), log=log, step=float(step) if step else None)
+
+
+def _network_setting(name: str) -> Optional[str]:
+    """The ``NetConfig`` field a knob sets (``model.<field>``), or None."""
+    from ttfs_lab.netconfig import setting_types
+
+    keys = target_path(name).split(".")
+    return keys[1] if len(keys) == 2 and keys[0] == "model" and keys[1] in setting_types() else None
+
+
+def _setting_kind(name: str, fail) -> Optional[str]:
+    """``int`` / ``float`` for a range over a numeric network setting; a range over any other one fails."""
+    from ttfs_lab.netconfig import setting_types
+
+    setting = _network_setting(name)
+    if setting is None:
+        return None
+    kind = setting_types()[setting][0]
+    if kind not in (int, float):
+        fail(f"model.{setting} is a {kind.__name__} setting; give choices, e.g. {{choices: [...]}}")
+    return kind.__name__
+
+
+def _check_setting_values(name: str, values, fail) -> None:
+    """Each value of a knob over a network setting passes ``NetConfig``'s checks (one line naming the value)."""
+    from ttfs_lab.netconfig import check_setting
+
+    setting = _network_setting(name)
+    for value in values if setting else ():
+        try:
+            check_setting(setting, value)
+        except ValueError as err:
+            fail(f"value {value!r} is not valid ({_first_line(err)})")
 
 
 def _component(spec: Any, what: str, names: tuple, fail) -> dict:
