@@ -8,7 +8,8 @@ import urllib.request
 import lightning as L
 import pytest
 import torch
-from fabricate_data import make_cifar, make_dvsgesture, make_mnist_idx, skip_cifar_md5
+from fabricate_data import (accept_small_tonic_trees, make_cifar, make_cifar10dvs, make_dvsgesture, make_mnist_idx,
+                            make_nmnist, skip_cifar_md5)
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +52,22 @@ def cifar100_dir(tmp_path, monkeypatch):
 def dvs_dir(tmp_path):
     """A fresh fabricated DVS Gesture tree (100 recordings per split) that a test may damage."""
     make_dvsgesture(tmp_path / "data", n_per_split=100, events=300)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def nmnist_dir(tmp_path, monkeypatch):
+    """A small fabricated N-MNIST tree (30 recordings per split; tonic's file count relaxed) a test may damage."""
+    make_nmnist(tmp_path / "data", n_per_split=30, events=60)
+    accept_small_tonic_trees(monkeypatch)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def cifar10dvs_dir(tmp_path, monkeypatch):
+    """A small fabricated CIFAR10-DVS tree (10 recordings per class; tonic's file count relaxed)."""
+    make_cifar10dvs(tmp_path / "data", n_per_class=10, events=200)
+    accept_small_tonic_trees(monkeypatch)
     return tmp_path / "data"
 
 

@@ -11,6 +11,10 @@ Import from other test folders with `from tests.data.fabricate_data import make_
   table, so a test must also call `skip_cifar_md5(monkeypatch)`.
 - `make_dvsgesture(root, n_per_split=100, events=300)` and `dvs_files(root, split)`: the DVS Gesture tree tonic
   reads, from the package's one fabricator (`ttfs_lab.data.fabricate`, which `ttfs-lab bench` also uses).
+- `make_nmnist(root, n_per_split=10000)` / `nmnist_files(root, split)` and `make_cifar10dvs(root, n_per_class=100)`
+  / `cifar10dvs_files(root)`: N-MNIST's `.bin` and CIFAR10-DVS's `.aedat4` trees, from the same module. Their
+  defaults are the file counts below which tonic downloads; a test that fabricates fewer (to keep the frame cache
+  small) must also call `accept_small_tonic_trees(monkeypatch)`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ttfs_lab.data.fabricate import dvs_files, make_dvsgesture  # noqa: F401  (re-exported for the tests)
+from ttfs_lab.data.fabricate import (  # noqa: F401  (re-exported for the tests)
+    cifar10dvs_files,
+    dvs_files,
+    make_cifar10dvs,
+    make_dvsgesture,
+    make_nmnist,
+    nmnist_files,
+)
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -85,3 +96,17 @@ def skip_cifar_md5(monkeypatch) -> None:
     import torchvision.datasets.cifar as cifar
 
     monkeypatch.setattr(cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
+
+
+def accept_small_tonic_trees(monkeypatch) -> None:
+    """Let tonic accept a fabricated tree smaller than the real dataset: only the file count is relaxed.
+
+    tonic's ``_check_exists`` wants the archive file and at least N extracted files (N-MNIST 10,000 ``.bin`` per
+    split, CIFAR10-DVS 1,000 ``.aedat4``, DVS Gesture 100 ``.npy``) and downloads otherwise. This lowers N to 1;
+    the archive check, the folder layout, the file names and tonic's readers stay as they are.
+    """
+    import tonic.dataset
+
+    count = tonic.dataset.Dataset._folder_contains_at_least_n_files_of_type
+    monkeypatch.setattr(tonic.dataset.Dataset, "_folder_contains_at_least_n_files_of_type",
+                        lambda self, n_files, file_type: count(self, 1, file_type))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ttfs_lab.data import DATAMODULES, DVSGesture, MNIST5k, TTFSDataModule, build_datamodule, split_indices
+from ttfs_lab.data import (CIFAR10DVS, DATAMODULES, NMNIST, DVSGesture, EventDataModule, MNIST5k, TTFSDataModule,
+                           build_datamodule, split_indices)
 from ttfs_lab.errors import ConfigError, DataError, TTFSLabError, first_line
 
 EXPECTED = {
@@ -15,10 +16,12 @@ EXPECTED = {
     "cifar10": (10, (3, 32, 32), None),
     "cifar100": (100, (3, 32, 32), None),
     "dvsgesture": (11, (2, 64, 64), 16),
+    "nmnist": (10, (2, 34, 34), 8),
+    "cifar10dvs": (10, (2, 64, 64), 10),
 }
 
 
-def test_registry_holds_exactly_the_six_datasets():
+def test_registry_holds_exactly_the_eight_datasets():
     assert set(DATAMODULES) == set(EXPECTED)
     assert all(issubclass(cls, TTFSDataModule) for cls in DATAMODULES.values())
 
@@ -53,9 +56,28 @@ def test_invalid_loader_settings_raise_config_error(kwargs):
 
 
 @pytest.mark.parametrize("kwargs", [{"frames": 0}, {"size": 256}, {"denoise_us": 0}])
-def test_invalid_dvs_settings_raise_config_error(kwargs):
+@pytest.mark.parametrize("cls", [DVSGesture, NMNIST, CIFAR10DVS])
+def test_invalid_event_settings_raise_config_error(cls, kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
-        DVSGesture(**kwargs)
+        cls(**kwargs)
+
+
+def test_event_sizes_are_bounded_by_each_sensor():
+    assert NMNIST(size=34).input_shape == (2, 34, 34) and NMNIST(size=17).input_shape == (2, 17, 17)
+    with pytest.raises(ConfigError, match=r"data.size=35 .*1..34"):
+        NMNIST(size=35)
+    assert CIFAR10DVS(size=128).input_shape == (2, 128, 128)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_cifar10dvs_test_fraction_must_leave_both_parts(fraction):
+    with pytest.raises(ConfigError, match="test_fraction"):
+        CIFAR10DVS(test_fraction=fraction)
+
+
+def test_event_datamodules_share_one_event_base():
+    assert {name for name, cls in DATAMODULES.items() if issubclass(cls, EventDataModule)} == {
+        "dvsgesture", "nmnist", "cifar10dvs"}
 
 
 def test_error_classes_are_also_builtin_errors():

@@ -15,7 +15,7 @@ import torch
 from fabricate_data import dvs_files
 from tonic.cached_dataset import DiskCachedDataset
 
-import ttfs_lab.data.dvsgesture as dvs
+import ttfs_lab.data.events as events
 from ttfs_lab.data import DVSGesture, measure_loading_throughput
 from ttfs_lab.errors import DataError
 
@@ -28,13 +28,13 @@ def make(data_dir, **kwargs) -> DVSGesture:
 def frame_calls(monkeypatch):
     """Count calls of the frame computation (the expensive step the cache saves)."""
     calls = []
-    original = dvs.events_to_frames
+    original = events.events_to_frames
 
     def counting(*args, **kwargs):
         calls.append(args[1:])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(dvs, "events_to_frames", counting)
+    monkeypatch.setattr(events, "events_to_frames", counting)
     return calls
 
 

@@ -6,11 +6,13 @@ import argparse
 from typing import Optional
 
 from ttfs_lab.errors import ConfigError
+from ttfs_lab.sweep.storage import GRACE_FACTOR, HEARTBEAT_S
 
 EXAMPLES = """examples:
   ttfs-lab sweep --dataset dvsgesture --trials 40 --workers 2
   ttfs-lab sweep --dataset mnist5k --space sweeps/default.yaml --epochs 3 --set data.init_args.batch_size=128
   ttfs-lab sweep --dataset cifar10 --storage postgresql://user:pw@host/optuna --study cifar-a   (on every machine)
+  ttfs-lab sweep --dashboard --storage postgresql://user:pw@host/optuna --study cifar-a
   ttfs-lab sweep --dashboard --dataset dvsgesture          (optuna-dashboard on http://127.0.0.1:8080)
 
 Running the same command again continues the study (same --study and --storage)."""
@@ -46,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "(default: the space file's epochs, else the config's)")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="config override for every trial, e.g. --set trainer.limit_train_batches=5 (repeatable)")
+    p.add_argument("--heartbeat", type=int, default=HEARTBEAT_S, metavar="SECONDS",
+                   help=f"RDB storages (PostgreSQL, ...): seconds between a running trial's heartbeats; a trial "
+                        f"without one for {GRACE_FACTOR}x that (its worker died, on any machine) is marked FAIL by "
+                        f"the next worker that starts a trial (default {HEARTBEAT_S})")
     p.add_argument("--dashboard", action="store_true", help="serve optuna-dashboard for the study's storage")
     p.add_argument("--host", default="127.0.0.1", help="dashboard host (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="dashboard port (default 8080)")
@@ -66,7 +72,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return int(done.code or 0)
     if args.worker:
         from ttfs_lab.sweep.objective import worker_main
+        from ttfs_lab.sweep.storage import set_heartbeat
 
+        set_heartbeat(args.heartbeat)
         return worker_main(args.worker, args.worker_trials, args.worker_index)
     if args.dashboard:
         return dashboard(args)
@@ -76,7 +84,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     opts = Options(dataset=args.dataset, config=args.config, space=args.space, trials=args.trials,
                    workers=args.workers, storage=args.storage, study=args.study, runs_dir=args.runs_dir,
                    studies_dir=args.studies_dir, wandb=args.wandb, epochs=args.epochs,
-                   overrides=parse_assignments(args.set))
+                   overrides=parse_assignments(args.set), heartbeat=args.heartbeat)
     return run_sweep(opts)
 
 
@@ -85,20 +93,25 @@ def dashboard(args) -> int:
     from pathlib import Path
 
     from ttfs_lab.sweep.storage import check_study_name, is_url, open_storage, resolve_storage, shown
-    from ttfs_lab.sweep.study import default_space, default_study
 
-    study = check_study_name(args.study or default_study(args.dataset, args.space or default_space(args.dataset)))
+    if args.study:
+        study = check_study_name(args.study)
+    else:  # study.py loads Lightning: only when the name must be derived
+        from ttfs_lab.sweep.study import default_space, default_study
+
+        study = check_study_name(default_study(args.dataset, args.space or default_space(args.dataset)))
     spec = resolve_storage(args.storage, args.studies_dir, study)
     if not is_url(spec) and not Path(spec).exists():
         raise ConfigError(f"no study journal at {spec}: run `ttfs-lab sweep --dataset {args.dataset}` first, "
                           "or pass --study / --storage")
     import optuna_dashboard
 
+    storage = open_storage(spec)  # an unreachable database: one line, before the banner
     which = f" (study {study})" if args.storage is None or args.study else ""
     print(f"optuna-dashboard for {shown(spec)}{which} on http://{args.host}:{args.port}/  (Ctrl-C stops it)",
           flush=True)
     try:
-        optuna_dashboard.run_server(open_storage(spec), host=args.host, port=args.port)
+        optuna_dashboard.run_server(storage, host=args.host, port=args.port)
     except KeyboardInterrupt:
         pass
     return 0

@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from ttfs_lab.errors import first_line
 from ttfs_lab.overrides import apply
+from ttfs_lab.sweep.progress import EpochProgress, Progress
 from ttfs_lab.sweep.space import Knob, Space, build_pruner, build_sampler
 from ttfs_lab.sweep.storage import file_lock, open_storage, worker_identity
 
@@ -91,8 +92,9 @@ def _finish_wandb(failed: bool) -> None:
 
 
 class Objective:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, progress: Optional[Progress] = None) -> None:
         self.plan = plan
+        self.progress = progress or Progress(plan.study, plan.space.trials, plan.space.second_value)
 
     def __call__(self, trial) -> Any:
         import optuna
@@ -105,9 +107,8 @@ class Objective:
         run_dir = Path(config["run"].get("dir") or "runs") / config["run"]["id"]
         trial.set_user_attr("run_id", config["run"]["id"])
         trial.set_user_attr("run_dir", str(run_dir))
-        shown = " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
-        print(f"[sweep {self.plan.study}] trial {trial.number} started: run {run_dir} | {shown}", flush=True)
-        callbacks = []
+        print(self.progress.started(trial.number, params, str(run_dir)), flush=True)
+        callbacks = [EpochProgress(trial, self.progress)]
         if self.plan.prune and not self.plan.space.multi_objective:
             from optuna_integration import PyTorchLightningPruningCallback
 
@@ -155,6 +156,12 @@ def _fmt(value: Any) -> str:
 
 def trial_line(study: str, trial, second: Optional[str] = None) -> str:
     """One line for a finished trial (``second``: the name of its second value, default the decision step)."""
+    run = trial.user_attrs.get("run_id", "-")
+    return f"[sweep {study}] trial {trial.number} {trial_outcome(trial, second)} | run {run}"
+
+
+def trial_outcome(trial, second: Optional[str] = None) -> str:
+    """``COMPLETE val/acc_best 0.9123``, ``PRUNED at epoch 3 (val/acc 0.4000)`` or ``FAIL (its error)``."""
     state = trial.state.name
     values = ""
     if trial.values:
@@ -166,7 +173,7 @@ def trial_line(study: str, trial, second: Optional[str] = None) -> str:
         last = max(trial.intermediate_values)
         values = f" at epoch {last} (val/acc {trial.intermediate_values[last]:.4f})"
     error = f" ({trial.user_attrs['error']})" if state == "FAIL" and trial.user_attrs.get("error") else ""
-    return f"[sweep {study}] trial {trial.number} {state}{values}{error} | run {trial.user_attrs.get('run_id', '-')}"
+    return f"{state}{values}{error}"
 
 
 def run_worker(plan: Plan, n_trials: int, index: int = 0) -> int:
@@ -182,16 +189,17 @@ def run_worker(plan: Plan, n_trials: int, index: int = 0) -> int:
     study = optuna.load_study(study_name=plan.study, storage=storage, sampler=sampler,
                               pruner=build_pruner(plan.space))
     failures = []
+    progress = Progress(plan.study, n_trials, plan.space.second_value)
 
     def after_trial(study, trial) -> None:
-        print(trial_line(plan.study, trial, plan.space.second_value), flush=True)
+        print(progress.finished_line(trial, study.get_trials(deepcopy=False)), flush=True)
         failures.append(trial.state.name == "FAIL")
         if len(failures) >= MAX_CONSECUTIVE_FAILURES and all(failures[-MAX_CONSECUTIVE_FAILURES:]):
             print(f"[sweep {plan.study}] worker {index}: {MAX_CONSECUTIVE_FAILURES} trials failed in a row; "
                   "stopping this worker (see the errors above)", flush=True)
             study.stop()
 
-    study.optimize(Objective(plan), n_trials=n_trials, catch=(Exception,), callbacks=[after_trial],
+    study.optimize(Objective(plan, progress), n_trials=n_trials, catch=(Exception,), callbacks=[after_trial],
                    gc_after_trial=True)
     return 0
 

@@ -2,13 +2,16 @@
 
 Storage: a journal file (``sweeps/studies/<study>.journal`` by default; any path without ``://``), or any Optuna
 RDB URL (``sqlite:///sweeps/studies/s.db``, ``postgresql://user:pw@host/db``) so that workers on many machines
-share one study.
+share one study. ``postgresql://`` (or ``postgres://``) uses whichever driver is installed, psycopg 3 first
+(``pip install 'psycopg[binary]'``, in the ``dev`` and ``postgres`` extras), then psycopg2.
 
 Dead workers: every trial records its worker (host, pid, process start time) as the user attribute ``worker``.
 At the start and at the end of every sweep command, a RUNNING trial whose worker process on this host no longer
 exists is marked FAIL (its run record too), so a killed worker never blocks the study and the numbering
-continues. RDB storages also get Optuna's heartbeat (``heartbeat_interval`` / ``grace_period``), which fails
-stale trials of workers on other machines too; the journal storage has no heartbeat in Optuna 5.
+continues. RDB storages also get Optuna's heartbeat: the worker of a running trial records a heartbeat every
+``heartbeat`` seconds (``--heartbeat``, default 60), and a RUNNING trial whose last heartbeat is older than the
+grace period (3 x that) is marked FAIL by the next worker, on any machine, that starts a trial; its run record
+too where its folder is visible from that machine. The journal storage has no heartbeat in Optuna 5.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import os
 import re
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Iterator, Optional
@@ -25,7 +29,9 @@ from ttfs_lab.errors import ConfigError, first_line
 from ttfs_lab.record import RunRecord
 
 HEARTBEAT_S = 60
-GRACE_S = 180
+GRACE_FACTOR = 3  # grace period = GRACE_FACTOR x heartbeat interval (Optuna's own default is 2x)
+CONNECT_TIMEOUT_S = 10
+_heartbeat_s = HEARTBEAT_S  # of the RDB storages this process opens; set_heartbeat() changes it
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -53,6 +59,19 @@ def shown(spec: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", spec)
 
 
+def set_heartbeat(seconds: int) -> None:
+    """The heartbeat interval of the RDB storages this process opens from now on (grace: GRACE_FACTOR x)."""
+    global _heartbeat_s
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise ConfigError(f"--heartbeat {seconds} is not valid; use a whole number of seconds, 1 or more")
+    _heartbeat_s = seconds
+
+
+def heartbeat() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds of the RDB storages this process opens."""
+    return _heartbeat_s, GRACE_FACTOR * _heartbeat_s
+
+
 def open_storage(spec: str):
     """The Optuna storage of ``spec``; a bad URL or an unreachable database is a one-line ``ConfigError``."""
     import optuna
@@ -67,13 +86,69 @@ def open_storage(spec: str):
             from optuna.storages.journal import JournalRedisBackend
 
             return JournalStorage(JournalRedisBackend(spec))
-        engine = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
-            return optuna.storages.RDBStorage(spec, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
-                                              grace_period=GRACE_S)
+        url, engine = _sqlalchemy_url(spec), None
+        if spec.startswith("sqlite"):
+            engine = {"connect_args": {"timeout": 60}}
+        elif url.startswith("postgresql") and "connect_timeout=" not in spec:
+            engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
+        return _rdb_storage(url, engine)
+    except ConfigError:
+        raise
+    except ImportError as err:  # Optuna's "Failed to import DB access module" around the driver's ImportError
+        cause = first_line(err.__cause__ or err)
+        raise ConfigError(f"storage {shown(spec)}: its database driver is not installed ({cause}); "
+                          "install it, e.g. pip install 'psycopg[binary]' for PostgreSQL") from None
     except Exception as err:  # sqlalchemy / driver / file errors, in many types
-        raise ConfigError(f"storage {shown(spec)}: cannot open it ({first_line(err)}); check --storage") from None
+        reason = re.sub(r"^\([\w.]+\) ", "", first_line(err))  # SQLAlchemy's "(psycopg.OperationalError) "
+        raise ConfigError(f"storage {shown(spec)}: cannot open it ({reason}); check --storage") from None
+
+
+def _rdb_storage(url: str, engine: Optional[dict]):
+    """Optuna's RDBStorage with the heartbeat. Workers on several machines that start on an empty database at
+    once race to create its tables (one of them gets a duplicate-table error): such an error is retried."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    interval, grace = heartbeat()
+    for attempt in range(4):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=interval,
+                                                  grace_period=grace, heartbeat_stale_trial_callback=heartbeat_failed)
+        except (IntegrityError, ProgrammingError):
+            if attempt == 3:
+                raise
+            time.sleep(0.5 + attempt)
+
+
+def _sqlalchemy_url(spec: str) -> str:
+    """``postgresql://`` / ``postgres://`` with the PostgreSQL driver that is installed (SQLAlchemy's default
+    driver depends on its version: psycopg2 in 2.0, psycopg 3 in 2.1); every other URL as given."""
+    import importlib.util
+
+    scheme, _, rest = spec.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return spec
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}://{rest}"
+    raise ConfigError(f"storage {shown(spec)}: no PostgreSQL driver is installed; pip install 'psycopg[binary]' "
+                      "(or pip install -e '.[dev]')")
+
+
+def heartbeat_failed(study, trial) -> None:
+    """Optuna's heartbeat has just failed ``trial`` (its worker stopped beating): say so in this worker's log,
+    and mark its run record failed where its folder is visible from here (same machine, or a shared disk)."""
+    identity = trial.user_attrs.get("worker") or {}
+    _, grace = heartbeat()
+    message = (f"no heartbeat for more than {grace} s: its worker (pid {identity.get('pid')} on "
+               f"{identity.get('host')}) stopped during the trial")
+    print(f"[sweep {study.study_name}] trial {trial.number} marked FAIL: {message}", flush=True)
+    try:
+        _mark_run_failed(trial.user_attrs.get("run_dir"), message)
+    except OSError as err:  # another machine's folder on a read-only share, ...: the study is what counts
+        print(f"[sweep {study.study_name}] note: run record of trial {trial.number} not updated ({err})", flush=True)
 
 
 # --- worker identity and liveness ---------------------------------------------------------------------------

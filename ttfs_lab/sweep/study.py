@@ -5,7 +5,8 @@ Order: read the space file and the base config, apply the overrides, check every
 command continues it), fail the trials of workers that died earlier, then run WORKERS workers on their shares
 of TRIALS (one worker runs in this process; more are ``python -m ttfs_lab.sweep --worker`` processes, their
 output in ``<studies-dir>/<study>-logs/``), fail the trials of workers that died now, and report.
-Ctrl-C stops the workers (their trials are marked FAIL) and says how to continue.
+Ctrl-C stops the workers (their trials are marked FAIL) and says how to continue. ``--heartbeat`` sets the
+heartbeat of RDB storages in this process and in its worker processes (storage.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Optional
 
 from ttfs_lab.errors import ConfigError
 from ttfs_lab.overrides import apply, load_yaml
-from ttfs_lab.sweep.objective import Plan, run_id, run_worker, trial_line
+from ttfs_lab.sweep.objective import Plan, run_id, run_worker
+from ttfs_lab.sweep.progress import Progress
 from ttfs_lab.sweep.space import SpaceError, Space, load_space, target_path
-from ttfs_lab.sweep.storage import check_study_name, fail_dead_trials, open_storage, resolve_storage, shown
+from ttfs_lab.sweep.storage import (HEARTBEAT_S, check_study_name, fail_dead_trials, heartbeat, is_url, open_storage,
+                                    resolve_storage, set_heartbeat, shown)
 
 STOP_GRACE_S = 30
 
@@ -43,6 +46,7 @@ class Options:
     wandb: Optional[str] = None
     epochs: Optional[int] = None
     overrides: dict = field(default_factory=dict)
+    heartbeat: int = HEARTBEAT_S  # RDB storages: seconds between heartbeats (grace period: 3x)
 
 
 def _existing(path: str) -> str:
@@ -157,6 +161,7 @@ def run_sweep(opts: Options) -> int:
         raise ConfigError(f"--workers {opts.workers} is not valid; use 1 or more")
     if opts.trials is not None and opts.trials < 1:
         raise ConfigError(f"--trials {opts.trials} is not valid; use 1 or more")
+    set_heartbeat(opts.heartbeat)
     plan, space, config_path = make_plan(opts)
     studies_dir = Path(opts.studies_dir)
     study = create_study(plan, config_path)
@@ -167,7 +172,9 @@ def run_sweep(opts: Options) -> int:
     before = len(study.trials)
     print(f"[sweep {plan.study}] {trials} trial(s) on {len(split)} worker(s); storage {shown(plan.storage)}; "
           f"{before} trial(s) already in the study; objective {space.objective}"
-          + (f"; pruner {space.pruner['type']}" if plan.prune and not space.multi_objective else ""), flush=True)
+          + (f"; pruner {space.pruner['type']}" if plan.prune and not space.multi_objective else "")
+          + ("; heartbeat every {}s, grace {}s".format(*heartbeat()) if _has_heartbeat(plan.storage) else ""),
+          flush=True)
     print(f"[sweep {plan.study}] knobs ({space.path}): "
           + "; ".join(f"{k.name} {k.describe()}" for k in space.knobs), flush=True)
     if space.multi_objective and plan.prune:
@@ -281,7 +288,8 @@ def run_processes(plan: Plan, split: list[int], studies_dir: Path) -> tuple[bool
     logs.mkdir(parents=True, exist_ok=True)
     plan_file = (logs / f"plan-{os.getpid()}.json").resolve()  # read by the workers as they start; removed at the end
     study = optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage))
-    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    first = max((t.number for t in study.get_trials(deepcopy=False)), default=-1) + 1  # this command's trials
+    progress = Progress(plan.study, sum(split), plan.space.second_value)
     procs, files = [], []
     interrupted = False
     try:
@@ -292,14 +300,13 @@ def run_processes(plan: Plan, split: list[int], studies_dir: Path) -> tuple[bool
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} sweep {plan.study}: {n} trial(s)\n".encode())
             log.flush()
             files.append((log, log_path))
-            cmd = [sys.executable, "-m", "ttfs_lab.sweep", "--worker", str(plan_file), "--worker-trials", str(n),
-                   "--worker-index", str(index)]
+            cmd = worker_command(plan_file, n, index)
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=worker_env(index, len(split))))
         print(f"[sweep {plan.study}] workers {', '.join(str(p.pid) for p in procs)}; logs in {logs}/", flush=True)
         try:
             while any(p.poll() is None for p in procs):
                 time.sleep(0.5)
-                _print_finished(plan.study, study, seen, plan.space.second_value)
+                _print_progress(progress, study, first)
         except KeyboardInterrupt:
             interrupted = True
             print(f"\n[sweep {plan.study}] stopping the workers (Ctrl-C again to kill them now)", file=sys.stderr)
@@ -312,10 +319,20 @@ def run_processes(plan: Plan, split: list[int], studies_dir: Path) -> tuple[bool
         for log, _ in files:
             log.close()
         plan_file.unlink(missing_ok=True)
-    _print_finished(plan.study, study, seen, plan.space.second_value)
+    _print_progress(progress, study, first)
     broken = [(i, p.returncode, files[i][1]) for i, p in enumerate(procs)
               if p.returncode not in (0, 130) and not interrupted]
     return interrupted, broken
+
+
+def worker_command(plan_file: Path, trials: int, index: int) -> list[str]:
+    """The command line of worker process ``index`` (it inherits this process's heartbeat setting)."""
+    return [sys.executable, "-m", "ttfs_lab.sweep", "--worker", str(plan_file), "--worker-trials", str(trials),
+            "--worker-index", str(index), "--heartbeat", str(heartbeat()[0])]
+
+
+def _has_heartbeat(storage: str) -> bool:
+    return is_url(storage) and not storage.startswith("redis://")
 
 
 def stop_processes(procs: list) -> None:
@@ -335,8 +352,7 @@ def stop_processes(procs: list) -> None:
             p.wait()
 
 
-def _print_finished(name: str, study, seen: set, second=None) -> None:
-    for t in study.get_trials(deepcopy=False):
-        if t.state.is_finished() and t.number not in seen:
-            seen.add(t.number)
-            print(trial_line(name, t, second), flush=True)
+def _print_progress(progress: Progress, study, first: int) -> None:
+    """Each worker's trials as they start, finish an epoch and end (ttfs_lab/sweep/progress.py)."""
+    for line in progress.poll(study, first):
+        print(line, flush=True)

@@ -113,8 +113,11 @@ def check_knob_value(parser, base: dict, space: Space, knob: Knob, value: Any) -
 
 def _warn_ignored(base: dict, space: Space) -> None:
     """model.T does nothing for event data (T is data.init_args.frames there): say so once."""
+    from ttfs_lab.data import DATAMODULES, EventDataModule
+
     args = (base.get("data") or {}).get("init_args") or {}
-    frames = "frames" in args or str((base.get("data") or {}).get("class_path", "")).endswith("DVSGesture")
+    events = {c.__name__ for c in DATAMODULES.values() if issubclass(c, EventDataModule)}
+    frames = "frames" in args or str((base.get("data") or {}).get("class_path", "")).rpartition(".")[2] in events
     if frames and any(k.target == "model.T" for k in space.knobs):
         print(f"note: {space.path}: knob model.T has no effect on event data, whose T is data.init_args.frames; "
               "sweep data.init_args.frames instead (see sweeps/dvsgesture.yaml)")
