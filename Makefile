@@ -12,7 +12,7 @@ PORT ?= 8080
 SEEDS ?= 3
 RUNS ?= runs
 
-.PHONY: install train test bench sweep dashboard ablation reproduce compare browser clean
+.PHONY: install train test bench sweep dashboard ablation reproduce compare browser postgres clean
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml tests/requirements-neurobench.txt
 train: $(STAMP)  ## train on DATASET (default mnist5k, offline) and test the best checkpoint
 	$(VENV)/bin/ttfs-lab fit --config $(CONFIG) $(ARGS)
 
-test: $(STAMP) browser  ## the full test suite
+test: $(STAMP) browser postgres  ## the full test suite
 	WANDB_MODE=disabled $(PY) -m pytest -q $(ARGS)
 
 bench: $(STAMP)  ## speed and memory, side by side; writes bench/results.json
@@ -48,9 +48,13 @@ reproduce: $(STAMP)  ## the paper's ablation + naive baseline + depth on real Fa
 	  --study reproduce-fashion_mnist --seeds $(SEEDS) $(ARGS)
 	$(VENV)/bin/ttfs-lab ablate --dataset fashion_mnist --config configs/reproduce/fashion_mnist.yaml \
 	  --grid configs/ablation_depth.yaml --study reproduce-fashion_mnist-depth --seeds $(SEEDS) $(ARGS)
+	$(VENV)/bin/ttfs-lab ablate --dataset fashion_mnist --config configs/reproduce/fashion_mnist.yaml \
+	  --study reproduce-fashion_mnist-lr3e-3 --set model.lr=0.003 --seeds $(SEEDS) $(ARGS) \
+	  --rows baseline,+ettfs_init,+avg_pool,+norm,+affine,+twd,-ettfs_init,-avg_pool,-norm,-twd,naive,framework_membrane
 	$(VENV)/bin/ttfs-lab compare 'runs/reproduce-fashion_mnist-*' --out reports/reproduce-fashion_mnist.html \
 	  --ablation runs/ablations/reproduce-fashion_mnist/table.json \
-	  --ablation runs/ablations/reproduce-fashion_mnist-depth/table.json
+	  --ablation runs/ablations/reproduce-fashion_mnist-depth/table.json \
+	  --ablation runs/ablations/reproduce-fashion_mnist-lr3e-3/table.json
 
 compare: $(STAMP)  ## offline HTML dashboard of RUNS (folders or globs) -> reports/compare.html
 	$(VENV)/bin/ttfs-lab compare $(RUNS) $(ARGS)
@@ -60,6 +64,12 @@ browser:  ## Debian's chromium for the dashboard test (skipped quietly where apt
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 	  echo "note: chromium not installed; the dashboard browser test will be skipped"
+
+postgres:  ## Debian's PostgreSQL server for the sweep storage test (skipped quietly where apt is unavailable)
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) ; } || \
+	  echo "note: PostgreSQL not installed; the PostgreSQL sweep test will be skipped"
 
 clean:
 	rm -rf $(VENV) .pytest_cache
