@@ -45,16 +45,12 @@ ablation: $(STAMP)  ## the component ablation of configs/ablation.yaml on DATASE
 
 reproduce: $(STAMP)  ## the paper's ablation + naive baseline + depth on real Fashion-MNIST (docs/results.md; resumable)
 	$(VENV)/bin/ttfs-lab ablate --dataset fashion_mnist --config configs/reproduce/fashion_mnist.yaml \
-	  --study reproduce-fashion_mnist --seeds $(SEEDS) $(ARGS)
+	  --study reproduce-fashion_mnist-lr3e-3 --set model.lr=0.003 --seeds $(SEEDS) $(ARGS)
 	$(VENV)/bin/ttfs-lab ablate --dataset fashion_mnist --config configs/reproduce/fashion_mnist.yaml \
 	  --grid configs/ablation_depth.yaml --study reproduce-fashion_mnist-depth --seeds $(SEEDS) $(ARGS)
-	$(VENV)/bin/ttfs-lab ablate --dataset fashion_mnist --config configs/reproduce/fashion_mnist.yaml \
-	  --study reproduce-fashion_mnist-lr3e-3 --set model.lr=0.003 --seeds $(SEEDS) $(ARGS) \
-	  --rows baseline,+ettfs_init,+avg_pool,+norm,+affine,+twd,-ettfs_init,-avg_pool,-norm,-twd,naive,framework_membrane
 	$(VENV)/bin/ttfs-lab compare 'runs/reproduce-fashion_mnist-*' --out reports/reproduce-fashion_mnist.html \
-	  --ablation runs/ablations/reproduce-fashion_mnist/table.json \
-	  --ablation runs/ablations/reproduce-fashion_mnist-depth/table.json \
-	  --ablation runs/ablations/reproduce-fashion_mnist-lr3e-3/table.json
+	  --ablation runs/ablations/reproduce-fashion_mnist-lr3e-3/table.json \
+	  --ablation runs/ablations/reproduce-fashion_mnist-depth/table.json
 
 compare: $(STAMP)  ## offline HTML dashboard of RUNS (folders or globs) -> reports/compare.html
 	$(VENV)/bin/ttfs-lab compare $(RUNS) $(ARGS)

@@ -26,13 +26,13 @@ import torch
 import yaml
 
 # (row, description, ablation row): the reproduction's full framework, its ladder baseline and the naive network;
-# the run folders are the ones runs/ablations/reproduce-fashion_mnist/table.json lists for that row
+# the run folders are the ones runs/ablations/reproduce-fashion_mnist-lr3e-3/table.json lists for that row
 ROWS = [
     ("full framework", "ETTFS-init, avg pool, norm, affine, TWD", "+twd"),
     ("baseline", "Kaiming, max pool, no norm, no affine, first-spike", "baseline"),
     ("naive", "default init, avg pool, no norm, membrane readout", "naive"),
 ]
-TABLE = Path("runs/ablations/reproduce-fashion_mnist/table.json")
+TABLE = Path("runs/ablations/reproduce-fashion_mnist-lr3e-3/table.json")
 
 
 def table_rows(table: Path = TABLE) -> list[tuple[str, str, list[str]]]:

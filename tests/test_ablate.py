@@ -34,10 +34,16 @@ def test_shipped_grid_is_the_papers_ladder_and_leave_one_out():
     assert [r.name for r in ladder] == ["baseline", "+ettfs_init", "+avg_pool", "+norm", "+affine", "+twd"]
     assert ladder[0].overrides == {"model.init": "kaiming", "model.pool": "max", "model.norm": False,
                                    "model.affine": False, "model.decoder": "first_spike"}
-    full = {"model.init": "ettfs", "model.pool": "avg", "model.norm": True, "model.affine": True, "model.decoder": "twd"}
+    full = {"model.init": "ettfs", "model.init_gain": 0.5, "model.pool": "avg", "model.norm": True, "model.affine": True,
+            "model.decoder": "twd"}
     assert ladder[-1].overrides == full
-    loo = [r for r in rows if r.kind == "leave_one_out"]
-    assert len(loo) == 5 and all(sum(r.overrides[k] != full[k] for k in full) == 1 for r in loo)
+    loo = {r.name: r for r in rows if r.kind == "leave_one_out"}
+    switched = {"-ettfs_init": {"model.init", "model.init_gain"},  # ETTFS-init is its rule and its gain
+                "-avg_pool": {"model.pool"}, "-norm": {"model.norm"}, "-affine": {"model.affine"},
+                "-twd": {"model.decoder"}}
+    assert sorted(loo) == sorted(switched)
+    for name, r in loo.items():
+        assert {k for k in full if r.overrides[k] != full[k]} == switched[name], name
     assert seeds == 3
 
 
@@ -111,7 +117,8 @@ def test_shipped_grid_has_the_naive_reference_and_the_depth_grid_differs_only_in
     assert all(sum(t.startswith(("c", "fc")) for t in spec.split("-")) >= 8 for spec in by_spec)
     for group in by_spec.values():  # within one stack, only init and normalization differ
         differing = {k for r in group for k in r.overrides if len({str(o.overrides.get(k)) for o in group}) > 1}
-        assert differing <= {"model.init", "model.norm", "model.affine"} and "model.init" in differing
+        assert differing <= {"model.init", "model.init_gain", "model.norm", "model.affine"}
+        assert "model.init" in differing
 
 
 def test_run_keys_follow_the_resolved_configuration_not_only_the_row_settings():

@@ -74,8 +74,21 @@ def test_kaiming_std():
 
 @pytest.mark.parametrize("encoder, first_t, expected_T", [("direct", False, 1), ("direct", True, 8), ("latency", False, 8)])
 def test_ettfs_first_layer_t_option_drops_the_T_factor_only_for_an_analog_first_layer(encoder, first_t, expected_T):
-    net = TTFSNet("c8-ap-fc16-fc10", (1, 12, 12), 10, T=8, encoder=encoder, ettfs_first_layer_t=first_t)
+    net = TTFSNet("c8-ap-fc16-fc10", (1, 12, 12), 10, T=8, encoder=encoder, ettfs_first_layer_t=first_t,
+                  init_gain=1.0)
     synapses = [m for m in net.modules() if isinstance(m, (NormConv2d, NormLinear))]
     first, rest = synapses[0], synapses[1:]
     assert first.target_std == pytest.approx(math.sqrt(expected_T / 9))
     assert all(m.target_std == pytest.approx(math.sqrt(8 / m.weight[0].numel())) for m in rest)
+
+
+def test_each_scheme_takes_its_default_gain_unless_one_is_given():
+    """ETTFS's default gain is 1/2 (variance T / (2 fan_in)); Kaiming and PyTorch's default keep gain 1."""
+    fan, T = 64, 8
+    for init, gain, std in [("ettfs", None, math.sqrt(0.5 * T / fan)), ("ettfs", 1.0, math.sqrt(T / fan)),
+                            ("kaiming", None, math.sqrt(2 / fan)), ("kaiming", 0.5, math.sqrt(1 / fan))]:
+        layer = NormLinear(fan, 4, T=T, init=init, init_gain=gain)
+        assert layer.target_std == pytest.approx(std), (init, gain)
+        net = TTFSNet("fc10", (1, 8, 8), 10, T=T, init=init, init_gain=gain)
+        assert net.config.init_gain == (gain if gain is not None else {"ettfs": 0.5, "kaiming": 1.0}[init])
+

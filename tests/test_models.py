@@ -218,3 +218,26 @@ def test_direct_encoding_runs_the_first_layer_once(mode):
     net.stages["layer1_c4_syn"].register_forward_hook(lambda m, inp, out: rows.append(inp[0].shape[0]))
     net(torch.rand(6, 1, 8, 8), mode=mode).logits.sum().backward()
     assert rows == [6]
+
+
+def first_spike_steps(out):
+    """[B, K] step of each output unit's first spike (T when silent)."""
+    fired = out.cumsum(0) > 0
+    return (~fired).sum(0)
+
+
+def test_the_output_threshold_delays_only_the_output_layer():
+    """model.output_theta raises the last layer's threshold alone: the hidden layers spike exactly as before, no
+    output unit fires earlier, and some fire later (docs/method.md section 4)."""
+    x = torch.rand(16, 1, 12, 12)
+    nets = []
+    for output_theta in (None, 2.0):
+        torch.manual_seed(0)
+        nets.append(TTFSNet("c8-ap-fc32-fc6", (1, 12, 12), 6, T=8, init_gain=2.0, output_theta=output_theta))
+    base, raised = (net(x, record=True) for net in nets)
+    hidden = [name for name in base.stats if not name.endswith("fc6")]
+    for name in hidden:
+        assert torch.equal(base.stats[name]["hist"], raised.stats[name]["hist"]), name
+    later = first_spike_steps(raised.out) - first_spike_steps(base.out)
+    assert (later >= 0).all() and (later > 0).any()
+    assert nets[1].stages["layer4_fc6"].params.theta == 2.0 and nets[1].decoder.theta == 2.0

@@ -119,3 +119,16 @@ def test_no_shipped_config_repeats_a_default_spec():
     for path in sorted((ROOT / "configs").glob("**/*.yaml")):
         model = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
         assert model.get("spec") not in DEFAULT_SPECS.values(), path
+
+
+def test_resolve_fills_the_init_schemes_gain_and_keeps_a_given_one():
+    assert NetConfig().resolve("mnist").init_gain == 0.5
+    assert NetConfig(init="kaiming").resolve("mnist").init_gain == 1.0
+    assert NetConfig(init_gain=2.0).resolve("mnist").init_gain == 2.0
+    assert NetConfig().init_gain is None  # unresolved: the scheme decides
+
+
+def test_a_bad_output_threshold_is_one_line():
+    with pytest.raises(ValueError) as err:
+        NetConfig(output_theta=0.0)
+    assert str(err.value) == "model.output_theta=0.0 is not valid; the threshold must be > 0 (or null = model.theta)"

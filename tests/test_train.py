@@ -124,3 +124,18 @@ def test_validate_and_test_a_saved_checkpoint_reproduce_the_fit_into_records_of_
     assert shapes(validated, "val/") == {k: t for k, t in shapes(summary, "val/").items() if k != "val/acc_best"}
     with pytest.raises(ConfigError, match="--ckpt_path"):
         train(tiny_config, stage="test")
+
+
+def test_a_bug_in_prepare_data_keeps_its_traceback_and_is_not_a_config_error(tiny_config, monkeypatch):
+    """The CLI prepares the data inside make_cli, which turns ValueErrors of the model into ConfigErrors: one of
+    prepare_data (a bug, not a setting) must stay itself, and nothing may be built after it."""
+    from ttfs_lab.data import MNIST5k
+
+    def broken(self):
+        raise ValueError("a bug in prepare_data")
+
+    monkeypatch.setattr(MNIST5k, "prepare_data", broken)
+    with pytest.raises(ValueError, match="a bug in prepare_data") as info:
+        train(tiny_config)
+    assert not isinstance(info.value, ConfigError)
+    assert not Path(tiny_config["run"]["dir"]).exists()

@@ -201,7 +201,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", default=None, help="base config (default configs/<dataset>.yaml)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per row (default: the grid's)")
     parser.add_argument("--study", default=None, help="name of the ablation (default ablation-<dataset>)")
-    parser.add_argument("--rows", default=None, help="comma-separated row names to run (default all)")
+    parser.add_argument("--rows", default=None, help="comma-separated row names to run (default all); a list that "
+                        "starts with a leave-one-out row needs the = form: --rows=-affine,naive")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--wandb", default="auto", help="auto | online | offline | disabled")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",

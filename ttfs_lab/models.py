@@ -121,7 +121,8 @@ class TTFSNet(nn.Module):
         self.config = config = config.resolve()
         self.encoder = ENCODERS[config.encoder]
         self.decoder = build_decoder(config.decoder, config.T, config.logit_scale, config.learnable_scale,
-                                     config.twd_weights, config.twd_decay, config.twd_potential, config.theta)
+                                     config.twd_weights, config.twd_decay, config.twd_potential,
+                                     config.output_theta or config.theta)
         layers = parse_spec(config.spec)
         if layers[-1].width != num_classes:
             raise ValueError(f"model.spec {config.spec!r} ends in {layers[-1].token} but the dataset has {num_classes} classes; end it with fc{num_classes}")
@@ -130,8 +131,8 @@ class TTFSNet(nn.Module):
                           affine=config.affine, distribution=config.init_distribution)
         self.stages = nn.ModuleDict()
         self.synapses: dict[str, Synapse] = {}  # synaptic layer -> its geometry, for operation counts (section 10)
+        self.output_params = params._replace(theta=config.output_theta or config.theta)
         self._build(layers, tuple(input_shape), params, synapse_kw, config.pool)
-        self.output_params = params
         last = list(self.stages)[-1]
         # the output neuron whose potential the decoder reads (None: the decoder reads spikes only)
         self.potential_layer = last if self.decoder.spiking and self.decoder.uses_potential else None
@@ -181,7 +182,7 @@ class TTFSNet(nn.Module):
             if min(shape) < 1:
                 raise ValueError(f"model.spec: {layer.token} ({name}) shrinks the input to nothing {shape}; use fewer pools or a larger input")
             if layer.kind != "pool" and not (last and not self.decoder.spiking):
-                self.stages[name] = TTFSNeuron(self.T, params, self.mode)
+                self.stages[name] = TTFSNeuron(self.T, self.output_params if last else params, self.mode)
 
     def _add_synapse(self, name: str, kind: str, in_shape, out_shape, events: int, layer: LayerSpec) -> None:
         analog = not self.synapses and self.encoder_name == "direct"  # the first layer reads the analog image

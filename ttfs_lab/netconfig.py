@@ -43,7 +43,8 @@ class NetConfig:
         twd_decay: base of the exponential weights.
         twd_potential: weight rho of the output potential at the decision step in TWD (0 = spikes only).
         init: ettfs | kaiming | default (docs/method.md section 2).
-        init_gain: the initializer's gain.
+        init_gain: the initializer's gain; None = the scheme's default (ETTFS 1/2, Kaiming and default 1;
+            ``ttfs_lab.init.DEFAULT_GAINS``).
         init_distribution: normal | uniform.
         ettfs_first_layer_t: under direct encoding, the first layer gets ETTFS's T factor too (default). False
             gives it variance gain / fan_in, since its analog input is there at every step (measured worse and
@@ -52,6 +53,9 @@ class NetConfig:
         affine: learnable gamma / beta of the normalization.
         pool: None keeps the spec's ap / mp; avg or max replaces every pool (ablation; docs/method.md section 5).
         theta: the neuron's threshold (docs/method.md section 1).
+        output_theta: the output layer's threshold; None = theta. Under a spiking decoder the decision waits for
+            the first output spike, so a higher output threshold decides later on more evidence (docs/method.md
+            section 4).
         leak: the neuron's leak factor lambda, 0 < leak <= 1 (1 = integrate-and-fire).
         surrogate: sigmoid | atan | triangle: the surrogate gradient.
         alpha: the surrogate's sharpness.
@@ -70,13 +74,14 @@ class NetConfig:
     twd_decay: float = 0.8
     twd_potential: float = 0.1
     init: str = "ettfs"
-    init_gain: float = 1.0
+    init_gain: Optional[float] = None
     init_distribution: str = "normal"
     ettfs_first_layer_t: bool = True
     norm: bool = True
     affine: bool = True
     pool: Optional[str] = None
     theta: float = 1.0
+    output_theta: Optional[float] = None
     leak: float = 1.0
     surrogate: str = "sigmoid"
     alpha: float = 4.0
@@ -92,15 +97,22 @@ class NetConfig:
         if self.T < 1:
             raise ValueError(f"model.T={self.T} is not valid; use T >= 1")
         check_choice("model.mode", self.mode, MODES)
+        if self.output_theta is not None and self.output_theta <= 0:
+            raise ValueError(f"model.output_theta={self.output_theta} is not valid; the threshold must be > 0 (or null = model.theta)")
         if self.pool is not None:
             check_choice("model.pool", self.pool, POOLS.names())
 
     def resolve(self, dataset: Optional[str] = None, frames: Optional[int] = None) -> "NetConfig":
-        """The configuration the network is built from: the dataset's default spec when ``spec`` is None; for
-        event data (``frames`` given) T = frames and the encoder defaults to ``frames``, else to ``direct``."""
+        """The configuration the network is built from: the dataset's default spec when ``spec`` is None, the init
+        scheme's default gain when ``init_gain`` is None; for event data (``frames`` given) T = frames and the
+        encoder defaults to ``frames``, else to ``direct``."""
+        from ttfs_lab.init import default_gain
+
         spec = self.spec if self.spec is not None else default_spec(dataset)
         encoder = self.encoder or ("frames" if frames is not None else "direct")
-        return dataclasses.replace(self, spec=spec, encoder=encoder, T=self.T if frames is None else frames)
+        gain = default_gain(self.init) if self.init_gain is None else self.init_gain
+        return dataclasses.replace(self, spec=spec, encoder=encoder, T=self.T if frames is None else frames,
+                                   init_gain=gain)
 
     def settings(self) -> dict[str, Any]:
         """Every field by name (flat ``model.<field>`` values: hyperparameters, run records)."""

@@ -5,6 +5,10 @@ the run record. Re-running a run id that did not finish resumes it from its newe
 finished one returns its summary without training again. validate / test: evaluate ``--ckpt_path`` into a run
 record of its own (``stage`` in its meta.json), with the summary keys ``fit`` writes for that stage. Every file of
 the record is written through ``ttfs_lab.record``.
+
+Before the data is prepared and the Trainer is built (``preflight``, called by the CLI), the checks that need
+neither run, so that a user error (a wrong run.id, a missing --ckpt_path, a corrupt data file) is the one line on
+stderr and comes at once, not after Lightning's start-up lines or a long download.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ ConfigLike = Union[dict, list[str]]
 
 def make_cli(config: ConfigLike, **kwargs):
     """Parse and instantiate everything; a bad key or value becomes a one-line ``ConfigError``."""
-    from ttfs_lab.config import TTFSLabCLI
+    from ttfs_lab.config import PREPARE_DATA_FLAG, TTFSLabCLI
 
     import copy
     import logging
@@ -43,6 +47,8 @@ def make_cli(config: ConfigLike, **kwargs):
     except TTFSLabError:
         raise
     except ValueError as err:  # a value the model or network rejects while being built (T, spec, decoder, ...)
+        if getattr(err, PREPARE_DATA_FLAG, False):  # a bug in prepare_data, not a bad setting: its traceback
+            raise
         cause = _user_error_in(err)
         if cause is not None:  # our own one-line error, wrapped by jsonargparse (e.g. in a Union's "Errors:")
             raise ConfigError(f"invalid configuration: {first_line(cause)}") from None
@@ -82,25 +88,39 @@ def train(config: ConfigLike, stage: str = "fit", callbacks: Sequence = ()) -> d
 
     ``callbacks`` are extra Lightning callbacks that cannot live in a config file (e.g. an Optuna pruning
     callback holding its trial)."""
-    cli = make_cli(config, extra_callbacks=list(callbacks))
+    cli = make_cli(config, extra_callbacks=list(callbacks), preflight=lambda built: preflight(built, stage))
     if stage == "fit":
         return fit(cli)
     return evaluate(cli, stage)
 
 
+def preflight(cli, stage: str) -> bool:
+    """The checks of ``stage`` that need neither the data nor the Trainer (``ConfigError``); True when the stage
+    reads the data, False for a finished fit (``run.resume=auto``), which returns its summary. The CLI calls it
+    before it prepares the data and builds the Trainer; ``fit`` and ``evaluate`` call it again (it only reads)."""
+    record, settings = cli.record, cli.settings
+    if stage != "fit" and cli.config.get("ckpt_path") is None:
+        raise ConfigError(f"`ttfs-lab {stage}` needs --ckpt_path (e.g. runs/<run-id>/checkpoints/best.ckpt)")
+    meta = _check_stage(cli, stage)
+    if stage != "fit":
+        return True
+    if settings.resume == "auto" and record.finished_summary() is not None:
+        return False
+    if meta and settings.resume == "never":
+        raise ConfigError(f"run.id={cli.run_id} exists in {record.path}; choose another run.id or set run.resume=auto")
+    return True
+
+
 def fit(cli) -> dict[str, Any]:
     """Train, test the best checkpoint, write the record; returns the summary (``best_epoch``: what a sweep needs)."""
     record, settings, trainer = cli.record, cli.settings, cli.trainer
-    meta = _check_stage(cli, "fit")
-    done = record.finished_summary() if settings.resume == "auto" else None
-    if done is not None:
+    if not preflight(cli, "fit"):
         print(f"run {cli.run_id} already finished; its summary: {record.path / SUMMARY}")
-        return done
+        return record.finished_summary()
+    meta = record.meta
     ckpt = cli.config.get("ckpt_path")
     if ckpt is None and settings.resume == "auto" and meta:
         ckpt = record.resume_checkpoint()
-    if meta and settings.resume == "never":
-        raise ConfigError(f"run.id={cli.run_id} exists in {record.path}; choose another run.id or set run.resume=auto")
     record.start(**_description(cli, "fit"), resumed_from=ckpt)
     record.write_config(cli.config_text)
     if ckpt and trainer.is_global_zero:
@@ -127,10 +147,8 @@ def evaluate(cli, stage: str) -> dict[str, Any]:
     """validate / test a checkpoint (``--ckpt_path``) into a run record of its own; prints and returns the figures
     (the same keys and shapes as after ``fit``)."""
     record, trainer = cli.record, cli.trainer
+    preflight(cli, stage)
     ckpt = cli.config.get("ckpt_path")
-    if ckpt is None:
-        raise ConfigError(f"`ttfs-lab {stage}` needs --ckpt_path (e.g. runs/<run-id>/checkpoints/best.ckpt)")
-    _check_stage(cli, stage)
     record.start(**_description(cli, stage, name=f"{stage} {ckpt}"), checkpoint=str(ckpt), started=now())
     record.write_config(cli.config_text)
     if trainer.is_global_zero:

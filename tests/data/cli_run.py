@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 TESTS = Path(__file__).parents[1]
+CONFIGS = TESTS.parent / "configs"
 
 
 def fit_event_config(tmp_path: Path, class_path: str, data_dir: Path, **data) -> str:
@@ -29,27 +30,27 @@ def fit_event_config(tmp_path: Path, class_path: str, data_dir: Path, **data) ->
     return str(path)
 
 
-def fit_offline(config: str) -> tuple[int, str, str]:
-    """``ttfs-lab fit --config config`` with every download failing as it does offline: (status, stdout, stderr)."""
+def fit_offline(config: str, *args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """``ttfs-lab fit --config config *args`` (in ``cwd``) with every download failing as it does offline:
+    (status, stdout, stderr)."""
     code = ("import sys, urllib.request, urllib.error\n"
             "def offline(*a, **k): raise urllib.error.URLError('no network')\n"
             "urllib.request.urlopen = offline\n"
             "from ttfs_lab.cli import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(TESTS)}
-    proc = subprocess.run([sys.executable, "-c", code, "fit", "--config", config], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code, "fit", "--config", config, *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout, proc.stderr
 
 
 def error_line(status: int, stderr: str) -> str:
-    """Exit status 2, no traceback, and one line of ours on stderr, ``error: ...``, the last one; returns it.
+    """Exit status 2, no traceback, and stderr is one line of ours, ``error: ...``, and nothing else; returns it.
 
-    The recordings are read inside ``fit`` (``prepare_data``), so Lightning's own start-up lines (GPU available,
-    ...) may come first, as ``one_line_error(started=True)`` of tests/test_cli.py allows; none of them is an error.
+    The recordings are read by ``prepare_data``, which the CLI runs before the Trainer is built: none of
+    Lightning's start-up lines (GPU available, ...) may come before the error.
     """
     assert status == 2 and "Traceback" not in stderr, stderr[-2000:]
-    lines = stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("error: "), stderr[-2000:]
-    assert not [line for line in lines[:-1] if "error" in line.lower()], stderr[-2000:]
-    return lines[-1]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr[-2000:]
+    return lines[0]

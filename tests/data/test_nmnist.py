@@ -10,12 +10,14 @@ import urllib.error
 import pytest
 import tonic.dataset
 import torch
-from cli_run import error_line, fit_event_config, fit_offline
+from cli_run import CONFIGS, error_line, fit_event_config, fit_offline
 from fabricate_data import make_nmnist, nmnist_files
 
 import ttfs_lab.data.events as events
+from ttfs_lab.config import TTFSLabCLI
 from ttfs_lab.data import NMNIST
 from ttfs_lab.errors import DataError
+from ttfs_lab.train import train
 
 
 def make(data_dir, **kwargs) -> NMNIST:
@@ -154,3 +156,35 @@ def test_bad_file_stops_ttfs_lab_fit_with_one_line_naming_it(full_nmnist, tmp_pa
     finally:
         bad.write_bytes(original)
     assert line.startswith(f"error: event file {bad} is {damage}")
+
+
+def test_a_truncated_file_is_the_only_line_ttfs_lab_fit_prints_on_stderr(full_nmnist, tmp_path):
+    """`ttfs-lab fit --config configs/nmnist.yaml` (`make train DATASET=nmnist`): the data is prepared before the
+    Trainer is built, so Lightning's start-up lines ("GPU available: ...") never precede the error."""
+    bad = nmnist_files(full_nmnist, "train")[0]  # the first file read
+    original = bad.read_bytes()
+    bad.write_bytes(original[:-3])
+    try:
+        status, _, stderr = fit_offline(str(CONFIGS / "nmnist.yaml"), "--data.init_args.data_dir", str(full_nmnist),
+                                        "--run.dir", str(tmp_path / "runs"), "--run.wandb", "disabled", cwd=tmp_path)
+    finally:
+        bad.write_bytes(original)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 2, stderr[-2000:]
+    assert len(lines) == 1, stderr[-2000:]
+    assert lines[0].startswith(f"error: event file {bad} is truncated"), stderr[-2000:]
+    assert not (tmp_path / "runs").exists()  # no run record for a run that could not start
+
+
+def test_fit_prepares_the_data_before_the_trainer_and_frames_each_recording_once(nmnist_dir, tmp_path, frame_calls,
+                                                                                 monkeypatch):
+    """The CLI's early prepare_data, then Lightning's in fit and in test: the second and third find the cache."""
+    order = []
+    prepare, build = NMNIST.prepare_data, TTFSLabCLI._instantiate_trainer  # the latter builds the Trainer
+    monkeypatch.setattr(NMNIST, "prepare_data", lambda self: (order.append("prepare"), prepare(self))[1])
+    monkeypatch.setattr(TTFSLabCLI, "_instantiate_trainer",
+                        lambda self, *a: (order.append("trainer"), build(self, *a))[1])
+    summary = train(["--config", fit_event_config(tmp_path, "ttfs_lab.data.NMNIST", nmnist_dir)])
+    assert "test/acc" in summary
+    assert order == ["prepare", "trainer", "prepare", "prepare"]
+    assert len(frame_calls) == 60  # 30 training + 30 test recordings, each framed once

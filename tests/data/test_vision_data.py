@@ -182,6 +182,38 @@ def test_corrupt_system_copy_is_one_line_naming_the_file_and_leaves_nothing_behi
         dm.prepare_data()
 
 
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+@pytest.mark.parametrize("damage, words", [
+    ("truncated", "is truncated (50092 bytes; its IDX header declares 64x28x28 values, 50192 bytes)"),
+    ("garbage", "is not an IDX file (9 bytes, no IDX magic number)"),
+])
+def test_a_damaged_idx_file_is_one_line_naming_it_in_prepare_and_setup(name, damage, words, request, monkeypatch):
+    """torchvision would say only "shape '[64, 28, 28]' is invalid"; Fashion-MNIST used not to read the files in
+    prepare_data at all (the error then came in setup, after the Trainer's start-up lines)."""
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", _network_down)
+    cls, fixture, _ = CASES[name]
+    root = request.getfixturevalue(fixture)
+    bad = root / cls.folder / "train-images-idx3-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-100] if damage == "truncated" else b"not idx\n\n")
+    for step in (lambda dm: dm.prepare_data(), lambda dm: dm.setup("fit")):
+        with pytest.raises(DataError) as info:
+            step(cls(data_dir=str(root)))
+        message = str(info.value)
+        assert message.startswith(f"{cls.dataset_cls.__name__} file {bad} {words}: delete it") and "\n" not in message
+
+
+def test_prepare_data_reads_the_files_once_per_object(mnist_dir, monkeypatch):
+    """Lightning calls prepare_data in fit and again in test, the CLI once more before the Trainer: one load."""
+    loads = []
+    load = torchvision.datasets.MNIST._load_data
+    monkeypatch.setattr(torchvision.datasets.MNIST, "_load_data",
+                        lambda self: (loads.append(self.train), load(self))[1])
+    dm = MNIST(data_dir=str(mnist_dir))
+    for _ in range(3):
+        dm.prepare_data()
+    assert loads == [True, False]
+
+
 def test_train_subset_is_a_seeded_stratified_part_of_the_training_split(request):
     dm, _ = make("fashion_mnist", request, train_subset=30)
     full, _ = make("fashion_mnist", request)

@@ -5,13 +5,18 @@ Files live in torchvision's own layout under `data_dir` (`MNIST/raw/`, `FashionM
 found where Debian's `dataset-fashion-mnist` package puts it (`/usr/share/datasets/fashion-mnist/*-ubyte.gz`):
 when `data_dir` lacks the files, the system copy is checked (md5 of the uncompressed originals) and
 decompressed into `data_dir/FashionMNIST/raw/`, so no download is needed (``system_source.py``).
+`prepare_data` first checks the (MNIST, Fashion-MNIST) IDX files already there: a truncated or damaged one is a
+one-line `DataError` naming it (torchvision would only say "shape '[60000, 28, 28]' is invalid"); it does its work
+once per object (Lightning calls it in `fit` and again in `test`, the CLI once before the Trainer).
 Batches: `x` float32 `[B, C, H, W]` in [0, 1] (unless `normalize`), `y` int64 `[B]`.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
+import struct
 
 import numpy as np
 import torch
@@ -23,6 +28,30 @@ from torchvision.transforms import v2
 from ttfs_lab.data.base import TTFSDataModule, split_indices, subset_indices
 from ttfs_lab.data.system_source import SystemCopy
 from ttfs_lab.errors import ConfigError, DataError, first_line
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_ITEM_BYTES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}  # IDX type code -> bytes per value
+
+
+def idx_problem(path: str) -> str | None:
+    """What is wrong with the IDX file at `path` (magic number, dimensions, then exactly their values), or None."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            magic = f.read(4)
+            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in IDX_ITEM_BYTES or not 1 <= magic[3] <= 3:
+                return f"is not an IDX file ({size} bytes, no IDX magic number)"
+            dims = f.read(4 * magic[3])
+    except OSError as exc:
+        return f"is unreadable ({exc.strerror})"
+    if len(dims) < 4 * magic[3]:
+        return f"is truncated ({size} bytes, shorter than its IDX header)"
+    shape = struct.unpack(f">{magic[3]}I", dims)
+    expected = 4 + len(dims) + math.prod(shape) * IDX_ITEM_BYTES[magic[2]]
+    if size != expected:
+        return (f"is {'truncated' if size < expected else 'too long'} ({size} bytes; its IDX header declares "
+                f"{'x'.join(map(str, shape))} values, {expected} bytes)")
+    return None
 
 
 class TorchvisionDataModule(TTFSDataModule):
@@ -46,6 +75,7 @@ class TorchvisionDataModule(TTFSDataModule):
     mean: tuple[float, ...] = (0.1307,)
     std: tuple[float, ...] = (0.3081,)
     system_copy: SystemCopy | None = None  # a system-wide copy of the files (Debian package), if one exists
+    idx_files: tuple[str, ...] = ()  # the uncompressed IDX files torchvision reads from `location`, if it reads IDX
 
     def __init__(
         self,
@@ -65,6 +95,7 @@ class TorchvisionDataModule(TTFSDataModule):
         self.augment = self.cifar_like if augment is None else augment
         self.normalize = normalize
         self.train_subset = train_subset
+        self._prepared = False
         self.save_hyperparameters()
 
     @property
@@ -72,11 +103,27 @@ class TorchvisionDataModule(TTFSDataModule):
         """The folder that holds the dataset's files."""
         return os.path.join(self.data_dir, self.folder)
 
+    def check_files(self) -> None:
+        """A damaged IDX file in `location` raises a one-line `DataError` naming it; missing ones are downloaded."""
+        for name in self.idx_files:
+            path = os.path.join(self.location, name)
+            problem = idx_problem(path) if os.path.isfile(path) else None
+            if problem:
+                raise DataError(f"{self.dataset_cls.__name__} file {path} {problem}: delete it to have it downloaded "
+                                "again, or place an intact copy there, or set data.data_dir")
+
     def prepare_data(self) -> None:
-        """Download the train and test files into `data_dir` unless they are there already (or in the system
-        copy, which is then decompressed into `data_dir`)."""
-        if self.system_copy is not None and self.system_copy.provide(self.location):
+        """Check the files in `data_dir`, and download the train and test files there unless they are there
+        already (or in the system copy, which is then decompressed into `data_dir`). Once per object."""
+        if self._prepared:
             return
+        self.check_files()
+        if self.system_copy is None or not self.system_copy.provide(self.location):
+            self._download()
+        self._prepared = True
+
+    def _download(self) -> None:
+        """torchvision's download (skipped for files that are there), which loads each split once."""
         for train in (True, False):
             try:
                 self.dataset_cls(self.data_dir, train=train, download=True)
@@ -91,6 +138,7 @@ class TorchvisionDataModule(TTFSDataModule):
         try:
             return self.dataset_cls(self.data_dir, train=train, transform=transform, download=False)
         except Exception as exc:
+            self.check_files()  # a damaged file: name it
             raise DataError(
                 f"{self.dataset_cls.__name__} not found or corrupt in {self.location} ({first_line(exc)}): "
                 f"run prepare_data() (the Trainer does), or place {self.files_hint} there, or set data.data_dir"
@@ -133,6 +181,7 @@ class MNIST(TorchvisionDataModule):
     __doc__ = "MNIST handwritten digits, 1x28x28, 10 classes, 60k train / 10k test.\n" + TorchvisionDataModule.__doc__
     dataset_cls = datasets.MNIST
     folder = "MNIST/raw"
+    idx_files = IDX_FILES
     name, num_classes, input_shape = "mnist", 10, (1, 28, 28)
 
 
@@ -140,6 +189,7 @@ class FashionMNIST(TorchvisionDataModule):
     __doc__ = "Fashion-MNIST, 1x28x28, 10 classes, 60k train / 10k test.\n" + TorchvisionDataModule.__doc__
     dataset_cls = datasets.FashionMNIST
     folder = "FashionMNIST/raw"
+    idx_files = IDX_FILES
     name, num_classes, input_shape = "fashion_mnist", 10, (1, 28, 28)
     system_copy = SystemCopy("fashion-mnist", "apt-get install dataset-fashion-mnist", {
         "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",

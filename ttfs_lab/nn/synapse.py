@@ -13,6 +13,8 @@ computing the same function, for inference. The standardization itself (and its 
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,7 +53,7 @@ class _NormalizedSynapse(nn.Module):
 class NormLinear(_NormalizedSynapse):
     """Normalized linear layer, ``[N, in] -> [N, out]``."""
 
-    def __init__(self, in_features: int, out_features: int, T: int, init: str = "ettfs", init_gain: float = 1.0,
+    def __init__(self, in_features: int, out_features: int, T: int, init: str = "ettfs", init_gain: Optional[float] = None,
                  norm: bool = True, affine: bool = True, distribution: str = "normal") -> None:
         super().__init__()
         self._setup((out_features, in_features), T, init, init_gain, norm, affine, distribution)
@@ -73,7 +75,7 @@ class NormConv2d(_NormalizedSynapse):
     """Normalized 2-D convolution, ``[N, C, H, W] -> [N, out, H', W']``."""
 
     def __init__(self, in_channels: int, out_channels: int, T: int, kernel_size: int = 3, padding: int = 1,
-                 stride: int = 1, init: str = "ettfs", init_gain: float = 1.0, norm: bool = True,
+                 stride: int = 1, init: str = "ettfs", init_gain: Optional[float] = None, norm: bool = True,
                  affine: bool = True, distribution: str = "normal") -> None:
         super().__init__()
         self._setup((out_channels, in_channels, kernel_size, kernel_size), T, init, init_gain, norm, affine, distribution)
