@@ -120,18 +120,18 @@ class TTFSNet(nn.Module):
         config = replace(spec, **settings) if isinstance(spec, NetConfig) else NetConfig(spec=spec, **settings)
         self.config = config = config.resolve()
         self.encoder = ENCODERS[config.encoder]
+        params = NeuronParams(config.theta, config.leak, config.surrogate, config.alpha)
+        self.output_params = params._replace(theta=config.output_theta or config.theta)  # the output layer's neuron
         self.decoder = build_decoder(config.decoder, config.T, config.logit_scale, config.learnable_scale,
                                      config.twd_weights, config.twd_decay, config.twd_potential,
-                                     config.output_theta or config.theta)
+                                     self.output_params.theta)
         layers = parse_spec(config.spec)
         if layers[-1].width != num_classes:
             raise ValueError(f"model.spec {config.spec!r} ends in {layers[-1].token} but the dataset has {num_classes} classes; end it with fc{num_classes}")
-        params = NeuronParams(config.theta, config.leak, config.surrogate, config.alpha)
         synapse_kw = dict(T=config.T, init=config.init, init_gain=config.init_gain, norm=config.norm,
                           affine=config.affine, distribution=config.init_distribution)
         self.stages = nn.ModuleDict()
         self.synapses: dict[str, Synapse] = {}  # synaptic layer -> its geometry, for operation counts (section 10)
-        self.output_params = params._replace(theta=config.output_theta or config.theta)
         self._build(layers, tuple(input_shape), params, synapse_kw, config.pool)
         last = list(self.stages)[-1]
         # the output neuron whose potential the decoder reads (None: the decoder reads spikes only)
