@@ -179,9 +179,45 @@ def test_unrecorded_forward_uses_the_fused_path_and_gives_the_same_output(monkey
     unrecorded = net(x, mode="parallel").out
     assert len(fused) == 2, f"the fused neuron + pool ran {len(fused)} times, expected once per pool"
     recorded = net(x, record=True, mode="parallel")
-    assert len(fused) == 2  # recording statistics needs the full-size spikes: not fused
+    assert len(fused) == 2  # recording runs its own fused kernel (next test), not this one
     assert torch.equal(unrecorded, recorded.out)
     assert sum(s["spikes"].item() for s in recorded.stats.values()) > 0  # the comparison is not vacuous
+
+
+@pytest.mark.parametrize("spec, shape, encoder", [
+    ("c8-ap-c16-ap-fc32-fc10", (1, 16, 16), "direct"),   # constant first-layer current, two fused pools
+    ("c8-ap-c8-mp-fc10", (1, 16, 16), "direct"),         # a max pool stays unfused
+    ("c4-ap-c8-ap-fc10", (2, 12, 12), "frames"),         # currents that change every step
+])
+def test_recorded_evaluation_fuses_the_pools_and_records_what_the_step_reference_does(spec, shape, encoder,
+                                                                                       monkeypatch):
+    """Evaluation with statistics (no gradient) runs each neuron + average pool as one kernel that counts first
+    spikes, never the full-size spikes; every statistic, the output and the operations equal the step
+    reference's and the unfused tensor-op path's (gradient on: the neuron, then the pool)."""
+    import ttfs_lab.nn.neuron as neuron_module
+    from ttfs_lab.functional.neuron import use_backend
+
+    recorded_calls = []
+    real = neuron_module.ttfs_avgpool_recorded
+    monkeypatch.setattr(neuron_module, "ttfs_avgpool_recorded",
+                        lambda *a: recorded_calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    net = TTFSNet(spec, shape, 10, T=6, encoder=encoder, init_gain=2.0)
+    x = torch.rand(5, *shape) if encoder == "direct" else (torch.rand(5, 6, *shape) < 0.3).float()
+    with torch.no_grad():
+        fused = net(x, record=True, mode="parallel")
+    assert len(recorded_calls) == spec.count("-ap")
+    references = [net(x, record=True, mode="step"), net(x, record=True, mode="parallel")]  # gradient on
+    with torch.no_grad(), use_backend("torch"):
+        references.append(net(x, record=True, mode="parallel"))
+    for ref in references:
+        assert list(fused.stats) == list(ref.stats)
+        for layer, figures in ref.stats.items():
+            for key, value in figures.items():
+                assert torch.equal(fused.stats[layer][key], value.detach()), (layer, key)
+        assert torch.equal(fused.out, ref.out)
+        assert all(torch.equal(fused.ops[k], ref.ops[k]) for k in ref.ops)
+    assert fused.stats[next(iter(fused.stats))]["spikes"] > 0  # not vacuous
 
 
 def test_folded_network_equals_in_every_execution():

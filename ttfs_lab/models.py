@@ -35,7 +35,7 @@ from ttfs_lab.functional.decoding import membrane_potential
 from ttfs_lab.functional.encoding import ENCODERS
 from ttfs_lab.functional.neuron import MODES, NeuronParams
 from ttfs_lab.functional.ops import Synapse, synaptic_ops
-from ttfs_lab.functional.stats import spike_summary
+from ttfs_lab.functional.stats import spike_summary, summary_from_first_steps
 from ttfs_lab.netconfig import DEFAULT_SPECS, NetConfig
 from ttfs_lab.nn.decoders import build_decoder
 from ttfs_lab.nn.neuron import TTFSNeuron
@@ -212,14 +212,17 @@ class TTFSNet(nn.Module):
 
     def _forward_parallel(self, h: Tensor, record: bool, ops: Optional[dict] = None):
         """Each block over all T steps at once (``[T * B, ...]`` rows; ``[1, B, ...]`` for the blocks run once);
-        neuron + average pool fused unless statistics are recorded. ``ops`` (when recording) collects each synaptic
-        layer's operations per step (``_record_ops``)."""
+        neuron + average pool fused (``_pooled_block`` when statistics are recorded). ``ops`` (when recording)
+        collects each synaptic layer's operations per step (``_record_ops``)."""
         stats = {} if record else None
         currents = None
-        for block in self.plan.once + self.plan.steps(fuse=not record):
+        for block in self.plan.once + self.plan.steps(fuse=True):
             stage = self.stages[block.name]
             if block.potential:
                 currents = h.expand(self.T, *h.shape[1:]) if h.shape[0] == 1 else h
+            if block.kind == "neuron" and block.pool_k and record:
+                h = self._pooled_block(block, h, stats)
+                continue
             if block.kind == "neuron":
                 h = stage.forward_pooled(h, block.pool_k) if block.pool_k else stage(h)
             else:
@@ -228,6 +231,21 @@ class TTFSNet(nn.Module):
             if record and block.recorded:
                 stats[block.name] = spike_summary(h)
         return h, stats, currents
+
+    def _pooled_block(self, block, h: Tensor, stats: dict) -> Tensor:
+        """A neuron + average pool block with both stages' statistics: in one pass where the fused kernel counts
+        first spikes (evaluation on CPU), else the neuron's full-size spikes, then the pool."""
+        neuron, pool = self.stages[block.name], self.stages[block.pool_name]
+        fused = neuron.forward_pooled_recorded(h, block.pool_k)
+        if fused is not None:
+            pooled, first = fused
+            stats[block.name] = summary_from_first_steps(first, self.T)
+        else:
+            spikes = neuron(h)
+            stats[block.name] = spike_summary(spikes)
+            pooled = stage_rows(pool, block, spikes, False)  # a pool block: the stage over steps * B rows
+        stats[block.pool_name] = spike_summary(pooled)
+        return pooled
 
     def _forward_step(self, h: Tensor, record: bool, ops: Optional[dict] = None):
         """All blocks advance together, one step at a time (the reference); the blocks of ``plan.once`` run once

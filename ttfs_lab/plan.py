@@ -9,7 +9,8 @@ step forward (``ttfs_lab/models.py``) and early-exit inference (``ttfs_lab/infer
   with spiking input (latency, event frames) ``once`` is empty;
 * fusion: a neuron followed by a k x k average pool with stride k is one block in ``steps(fuse=True)``
   (``TTFSNeuron.forward_pooled``, ``ttfs_resume``: the full-size spikes are never written; docs/method.md
-  section 5); ``steps(fuse=False)`` keeps every stage its own block (the step reference, recorded statistics);
+  section 5), recorded statistics included where the kernel counts them (``TTFSNeuron.forward_pooled_recorded``);
+  ``steps(fuse=False)`` keeps every stage its own block (the step reference);
 * sparse synapses: a synapse whose input is spikes may run as a sparse x dense product (``stage_rows``) when
   the network's ``sparse`` switch is on (``ttfs_lab.functional.sparse``);
 * which blocks' spike statistics are recorded and which neuron's input the decoder reads as potential.
@@ -38,7 +39,7 @@ class Block:
     kind: ``synapse`` (conv / linear) | ``neuron`` | ``pool`` | ``flatten``. ``spiking_input``: a synapse whose
     input is spikes (a sparse product may apply). ``recorded``: its output's spike statistics are recorded.
     ``potential``: the neuron whose input currents the decoder reads as the output potential. ``pool_k``: a
-    neuron's fused k x k average pool (only in ``Plan.steps(fuse=True)``; 0 = none).
+    neuron's fused k x k average pool (only in ``Plan.steps(fuse=True)``; 0 = none), ``pool_name`` its stage.
     """
 
     name: str
@@ -47,6 +48,7 @@ class Block:
     recorded: bool = False
     potential: bool = False
     pool_k: int = 0
+    pool_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def _fuse(blocks: list[Block], pools: list[Optional[int]]) -> tuple[Block, ...]:
     """Each neuron with a fusable average pool after it (``pools[i]`` = k) and that pool as one block."""
     fused, i = [], 0
     while i < len(blocks):
-        fused.append(replace(blocks[i], pool_k=pools[i]) if pools[i] else blocks[i])
+        fused.append(replace(blocks[i], pool_k=pools[i], pool_name=blocks[i + 1].name) if pools[i] else blocks[i])
         i += 2 if pools[i] else 1
     return tuple(fused)
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ttfs_lab.functional import kernels, triton_kernels
-from ttfs_lab.functional.neuron import (NeuronParams, resolve_mode, ttfs_avgpool_parallel, ttfs_neuron, ttfs_parallel,
-                                        ttfs_resume, ttfs_step, use_backend)
+from ttfs_lab.functional.neuron import (NeuronParams, resolve_mode, ttfs_avgpool_parallel, ttfs_avgpool_recorded,
+                                        ttfs_neuron, ttfs_parallel, ttfs_resume, ttfs_step, use_backend)
 
 needs_kernels = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
 needs_triton = pytest.mark.skipif(not (triton_kernels.AVAILABLE and triton_kernels.INTERPRET),
@@ -154,6 +154,26 @@ def test_fused_neuron_and_average_pool_equal_the_two_steps(backend, k, H, W, con
     (ref * upstream).sum().backward()
     assert torch.equal(pooled, ref) and ref.sum() > 0
     torch.testing.assert_close(grad, cur.grad, rtol=1e-5, atol=1e-5 * cur.grad.abs().max().item())
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="needs numba")
+@pytest.mark.parametrize("k,H,W", POOL_CASES)
+@pytest.mark.parametrize("const", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_recorded_pool_gives_the_pooled_spikes_and_each_units_first_spike_step(k, H, W, const, dtype):
+    T = 6
+    gen = torch.Generator().manual_seed(3)
+    cur = torch.randn(1 if const else T, 3, 4, H, W, generator=gen, dtype=dtype) * 0.6 + 0.3
+    p = NeuronParams(theta=0.8, lam=0.95)
+    pooled, first = ttfs_avgpool_recorded(cur, p, T, k)
+    spikes = ttfs_step(cur.expand(T, *cur.shape[1:]) if const else cur, p)
+    assert torch.equal(pooled, F.avg_pool2d(spikes.flatten(0, 1), k).view(pooled.shape))
+    fired = spikes.sum(0) > 0
+    expected = torch.where(fired, spikes.argmax(0), torch.full(fired.shape, T)).to(dtype)
+    assert torch.equal(first, expected) and 0 < fired.float().mean() < 1  # some fire, some stay silent
+    assert ttfs_avgpool_recorded(cur.clone().requires_grad_(), p, T, k) is None  # a gradient: not this path
+    with use_backend("torch"):
+        assert ttfs_avgpool_recorded(cur, p, T, k) is None
 
 
 @pytest.mark.parametrize("run", PARALLEL)

@@ -1,6 +1,8 @@
 import torch
 
-from ttfs_lab.functional.stats import spike_summary
+import pytest
+
+from ttfs_lab.functional.stats import spike_summary, step_histogram, summary_from_first_steps
 
 
 def test_summary_counts_a_hand_made_trace():
@@ -23,3 +25,27 @@ def test_summary_equals_the_argmax_definition_on_random_traces():
         s = spike_summary(out)
         assert s["hist"].tolist() == torch.bincount(first.flatten(), minlength=T + 1).float().tolist()
         assert s["silent"].item() == (~fired.any(0)).sum().item()
+
+
+@pytest.mark.parametrize("T", [1, 5, 12])
+def test_summary_from_first_steps_equals_the_summary_of_the_spikes(T):
+    """A single-spike trace and its units' steps before the first spike (T if silent) give the same figures."""
+    torch.manual_seed(T)
+    first = torch.randint(0, T + 1, (4, 3, 7, 5))
+    spikes = torch.zeros(T, *first.shape)
+    fired = first < T
+    spikes.view(T, -1)[first.flatten()[fired.flatten()], fired.flatten().nonzero().squeeze(1)] = 1.0
+    expected = spike_summary(spikes)
+    got = summary_from_first_steps(first.float(), T)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+def test_step_histogram_counts_like_bincount(dtype):
+    torch.manual_seed(0)
+    steps = torch.randint(0, 9, (300_001,)).to(dtype)  # several parallel chunks, an uneven split
+    expected = torch.bincount(steps.long(), minlength=9).float()
+    assert torch.equal(step_histogram(steps, 8), expected)
+    assert torch.equal(step_histogram(steps[::2], 8), torch.bincount(steps[::2].long(), minlength=9).float())

@@ -15,6 +15,8 @@ module runs the same function faster:
   gradient is returned summed over time, ``[1, B, ...]``.
 * ``ttfs_avgpool_parallel`` fuses the neuron with the average pool that follows it (the full-size spikes and
   their gradient are never written);
+* ``ttfs_avgpool_recorded`` (evaluation) adds each unit's first-spike step, from which the recorded statistics
+  follow without the full-size spikes;
 * ``ttfs_resume`` continues a neuron from a saved state for inference chunk by chunk (early exit).
 
 Every execution produces identical spikes for identical currents: the potential is summed in the step
@@ -35,7 +37,7 @@ from ttfs_lab.functional.neuron_reference import (NeuronParams, NeuronState, Res
 from ttfs_lab.registry import check_choice
 
 __all__ = ["BACKENDS", "MODES", "NeuronParams", "NeuronState", "ResumeState", "check_params", "resolve_mode",
-           "ttfs_avgpool_parallel", "ttfs_neuron", "ttfs_parallel", "ttfs_resume", "ttfs_step", "ttfs_step_single",
+           "ttfs_avgpool_parallel", "ttfs_avgpool_recorded", "ttfs_neuron", "ttfs_parallel", "ttfs_resume", "ttfs_step", "ttfs_step_single",
            "use_backend"]
 
 MODES = ("step", "parallel", "auto")
@@ -120,6 +122,20 @@ def ttfs_avgpool_parallel(currents: Tensor, p: NeuronParams = NeuronParams(), T:
     spikes = ttfs_parallel(currents, p, steps, chosen.name)
     pooled = torch.nn.functional.avg_pool2d(spikes.flatten(0, 1), kernel_size, kernel_size)
     return pooled.view(steps, -1, *pooled.shape[1:])
+
+
+def ttfs_avgpool_recorded(currents: Tensor, p: NeuronParams, T: int,
+                          kernel_size: int) -> Optional[tuple[Tensor, Tensor]]:
+    """Evaluation with statistics: ``ttfs_avgpool_parallel``'s pooled spikes and each unit's number of steps
+    before its first spike (``[B, C, H, W]``, T if silent; ``stats.summary_from_first_steps``), from one pass that
+    never writes the full-size spikes. None where it does not apply (a gradient wanted, or a backend other than
+    ``kernel``): the caller runs the neuron and the pool one after the other."""
+    if torch.is_grad_enabled() and currents.requires_grad:
+        return None
+    chosen = pick_backend("auto", currents, p)
+    if not hasattr(chosen, "recorded") or currents.dim() != 5:
+        return None
+    return chosen.recorded(currents, T, currents.shape[0] == 1 and T > 1, p, kernel_size)
 
 
 @torch.no_grad()

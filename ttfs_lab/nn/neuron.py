@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ttfs_lab.functional.neuron import (MODES, NeuronParams, NeuronState, check_params, resolve_mode, ttfs_avgpool_parallel,
-                                        ttfs_neuron, ttfs_step_single)
+                                        ttfs_avgpool_recorded, ttfs_neuron, ttfs_step_single)
 from ttfs_lab.registry import check_choice
 
 
@@ -39,6 +41,14 @@ class TTFSNeuron(nn.Module):
         spikes = self(currents)
         pooled = F.avg_pool2d(spikes.flatten(0, 1), kernel_size, kernel_size)
         return pooled.view(self.T, -1, *pooled.shape[1:])
+
+    def forward_pooled_recorded(self, currents: Tensor, kernel_size: int) -> Optional[tuple[Tensor, Tensor]]:
+        """Evaluation with statistics in parallel mode: ``forward_pooled``'s output and each unit's steps before
+        its first spike (``ttfs_avgpool_recorded``); None where that does not apply (step mode, a gradient
+        wanted, no fused kernel)."""
+        if resolve_mode(self.mode, currents.device, self.T) != "parallel":
+            return None
+        return ttfs_avgpool_recorded(currents, self.params, self.T, kernel_size)
 
     def step(self, current: Tensor, state: NeuronState | None) -> tuple[Tensor, NeuronState]:
         """One time step, for the step-by-step execution of a whole network."""

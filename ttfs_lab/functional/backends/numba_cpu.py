@@ -46,13 +46,16 @@ def _kernel_params(p: NeuronParams, dtype: torch.dtype, area: int = 1):
 
 
 def _launch_forward(cur: Tensor, T: int, const: bool, p: NeuronParams, k: int, out: Tensor, x: Tensor, save: bool,
-                    state: Optional[ResumeState] = None) -> None:
-    """``kernels.forward_kernel`` over dense ``cur``, writing ``out`` (and ``x`` if ``save``; ``state`` in place)."""
+                    state: Optional[ResumeState] = None, first: Optional[Tensor] = None) -> None:
+    """``kernels.forward_kernel`` over dense ``cur``, writing ``out`` (and ``x`` if ``save``; ``state`` in place;
+    each unit's steps before its first spike into the zeros ``first``, laid out as ``cur``'s NCHW planes)."""
     kernels.set_threads(torch.get_num_threads())
     n_planes, H, W = planes(cur.shape[1:], k)
     sv, sf = (cur.new_empty(0), cur.new_empty(0)) if state is None else state
+    fs = cur.new_empty(0) if first is None else first
     kernels.forward_kernel(_flat(cur).numpy(), const, T, n_planes, H, W, k, _kernel_params(p, cur.dtype, k * k),
-                           _flat(out).numpy(), _flat(x).numpy(), save, sv.view(-1).numpy(), sf.view(-1).numpy())
+                           _flat(out).numpy(), _flat(x).numpy(), save, sv.view(-1).numpy(), sf.view(-1).numpy(),
+                           fs.view(-1).numpy())
 
 
 class NumbaBackend:
@@ -98,6 +101,15 @@ class NumbaBackend:
                                 _kernel_params(p, x.dtype, k * k), kernels.SURROGATE_CODES[p.surrogate],
                                 float(p.alpha), const, _flat(out).numpy())
         return out
+
+    def recorded(self, cur: Tensor, T: int, const: bool, p: NeuronParams, k: int) -> tuple[Tensor, Tensor]:
+        """Evaluation: the (pooled) spikes and each unit's steps before its first spike (``[B, C, H, W]``, T if
+        silent) in one pass; the full-size spikes are never written."""
+        cur = cur.contiguous()
+        out = cur.new_empty((T, *pooled_shape(cur.shape[1:], k)))
+        first = cur.new_zeros(cur.shape[1:])
+        _launch_forward(cur, T, const, p, k, out, cur.new_empty(0), False, first=first)
+        return out, first
 
     def resume(self, cur: Tensor, T: int, const: bool, p: NeuronParams, k: int,
                state: ResumeState) -> tuple[Tensor, ResumeState]:
