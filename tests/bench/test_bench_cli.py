@@ -20,9 +20,12 @@ ROOT = Path(__file__).parents[2]
 TINY = ["--quick", "--mnist-spec", "c4-ap-fc10", "--mnist-batch", "8", "--dvs-spec", "c4-ap-fc11", "--dvs-size", "8",
         "--dvs-T", "4", "--dvs-batch", "2", "--loading-size", "16", "--loading-events", "2000",
         "--loading-workers", "0", "--loading-batches", "3", "--inference-train-steps", "2"]
-MODE_ROWS = ("step", "parallel", "auto", "ann")
+MODE_ROWS = ("step", "parallel", "auto", "ann", "plain_ann")
+EVAL_ROWS = ("auto_eval", "auto_inference")  # timed in the same rounds; no memory or op counts
+CASES = ["mnist", "small_T4", "small_T8", "dvsgesture"]
 CASE_KEYS = {"name", "dataset", "spec", "input_shape", "classes", "T", "batch", "frames", "auto_resolves_to", "time_s",
-             "times_all_s", "T_x_ann_s", "memory", "dispatched_ops", "ratios", "equal", "bench_s"}
+             "times_all_s", "T_x_ann_s", "T_x_plain_ann_s", "bound", "bound_s", "memory", "dispatched_ops", "ratios",
+             "equal", "bench_s"}
 META_KEYS = {"date", "torch", "python", "device", "device_name", "threads", "cpu_count", "precision", "repeats",
              "warmup", "quick", "cpu_allocator", "fused_cpu_kernels", "fused_gpu_kernels", "timing", "memory", "argv"}
 
@@ -40,15 +43,19 @@ def test_the_json_has_the_documented_sections_and_keys(results):
     """The keys README, docs and bench/gpu_*.json readers rely on (a CPU run: no GPU-only rows or keys)."""
     assert set(results) == {"meta", "cases", "inference", "dvs_loading", "targets"}
     assert set(results["meta"]) == META_KEYS
-    assert set(results["cases"]) == {"mnist", "dvsgesture"}
+    assert list(results["cases"]) == CASES
     for r in results["cases"].values():
         assert set(r) == CASE_KEYS
-        assert set(r["time_s"]) == set(r["memory"]) == set(r["dispatched_ops"]) == set(MODE_ROWS)
+        assert set(r["memory"]) == set(r["dispatched_ops"]) == set(MODE_ROWS)
+        assert set(r["time_s"]) == set(MODE_ROWS + EVAL_ROWS)
+    assert [results["cases"][c]["T"] for c in CASES[:3]] == [8, 4, 8]
 
 
-@pytest.mark.parametrize("case", ["mnist", "dvsgesture"])
+@pytest.mark.parametrize("case", CASES)
 def test_every_mode_is_timed_and_measured(results, case):
     r = results["cases"][case]
+    for name in MODE_ROWS + EVAL_ROWS:
+        assert r["time_s"][name] > 0 and len(r["times_all_s"][name]) == results["meta"]["repeats"]
     for name in MODE_ROWS:
         assert r["time_s"][name] > 0 and len(r["times_all_s"][name]) == results["meta"]["repeats"]
         assert r["time_s"][name] == min(r["times_all_s"][name])
@@ -58,9 +65,10 @@ def test_every_mode_is_timed_and_measured(results, case):
         assert mem["peak_bytes"] == mem["persistent_bytes"] + mem["step_working_bytes"]
     assert r["auto_resolves_to"] == "parallel"
     assert r["T_x_ann_s"] == pytest.approx(r["T"] * r["time_s"]["ann"])
+    assert r["T_x_plain_ann_s"] == pytest.approx(r["T"] * r["time_s"]["plain_ann"])
 
 
-@pytest.mark.parametrize("case", ["mnist", "dvsgesture"])
+@pytest.mark.parametrize("case", CASES)
 def test_ratios_are_positive_and_consistent(results, case):
     r = results["cases"][case]
     q, t = r["ratios"], r["time_s"]
@@ -69,20 +77,35 @@ def test_ratios_are_positive_and_consistent(results, case):
         assert q[key] > 0, key
     assert q["auto_over_step"] == pytest.approx(t["auto"] / t["step"])
     assert q["auto_over_T_ann"] == pytest.approx(t["auto"] / (r["T"] * t["ann"]))
+    assert q["auto_over_T_plain_ann"] == pytest.approx(t["auto"] / (r["T"] * t["plain_ann"]))
+    assert q["auto_over_bound"] == pytest.approx(t["auto"] / r["bound_s"])
+    assert q["eval_over_train"] == pytest.approx(t["auto_eval"] / t["auto"])
+    assert 0 < q["bound_over_T_plain_ann"] == r["bound"]["bound_over_T_ann"]
 
 
-@pytest.mark.parametrize("case", ["mnist", "dvsgesture"])
+@pytest.mark.parametrize("case", CASES)
+def test_the_bound_counts_every_synaptic_layer(results, case):
+    """One entry per synaptic layer; the first has no input gradient; no layer's work exceeds its ANN's by more
+    than the T-fold input gradient allows."""
+    r = results["cases"][case]
+    layers = list(r["bound"]["layers"].values())
+    assert len(layers) == sum(token.startswith(("c", "fc")) for token in r["spec"].split("-"))
+    assert layers[0]["waiting_fraction"] == 0.0
+    assert all(0 <= l["waiting_fraction"] <= 1 and 0 <= l["work_over_T_ann_layer"] <= 1 for l in layers)
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_the_equality_checks_are_reported_and_pass(results, case):
     checks = results["cases"][case]["equal"]
     assert len(checks) == 9 and all(v is True for v in checks.values()), checks
     assert results["targets"][f"{case}: equality checks"] is True
 
 
-@pytest.mark.parametrize("case", ["mnist", "dvsgesture"])
+@pytest.mark.parametrize("case", CASES)
 def test_parallel_dispatches_fewer_tensor_ops_than_step(results, case):
     """The step loop dispatches each layer's ops T times; the parallel execution once (its neuron is one kernel)."""
     ops = results["cases"][case]["dispatched_ops"]
-    assert 0 < ops["parallel"] < ops["step"] and 0 < ops["ann"]
+    assert 0 < ops["parallel"] < ops["step"] and 0 < ops["ann"] and 0 < ops["plain_ann"]
 
 
 def test_inference_and_loading_sections(results):

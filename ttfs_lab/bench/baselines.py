@@ -1,4 +1,5 @@
-"""What the TTFS step is measured against: an ANN of the same layers, and the parallel mode without its kernels."""
+"""What the TTFS step is measured against: the plain ANN a user would write, an ANN of the same (weight-standardized)
+layers, and the parallel mode without its kernels."""
 
 from __future__ import annotations
 
@@ -11,8 +12,32 @@ from torch import nn
 
 from ttfs_lab.bench.workload import autocast
 from ttfs_lab.functional.neuron import use_backend
-from ttfs_lab.models import TTFSNet
+from ttfs_lab.models import TTFSNet, parse_spec
 from ttfs_lab.nn.neuron import TTFSNeuron
+
+
+def build_plain_ann(spec: str, input_shape: tuple[int, int, int]) -> nn.Sequential:
+    """The ANN a user would write for ``spec``: ``nn.Conv2d`` / ``nn.Linear`` (PyTorch's default init and bias)
+    + ``nn.ReLU``, the spec's pools as ``nn.AvgPool2d`` / ``nn.MaxPool2d``, no ReLU after the output layer, no
+    weight standardization. The headline baseline of the bench (issue "Speed against the baselines")."""
+    layers: list[nn.Module] = []
+    channels, spatial = input_shape[0], True
+    for layer in parse_spec(spec):
+        if layer.kind == "conv":
+            layers += [nn.Conv2d(channels, layer.width, layer.kernel, layer.stride, layer.padding), nn.ReLU()]
+            channels = layer.width
+        elif layer.kind == "pool":
+            layers.append((nn.AvgPool2d if layer.pool == "avg" else nn.MaxPool2d)(layer.kernel, layer.stride))
+        else:
+            if spatial:
+                layers.append(nn.Flatten())
+                spatial = False
+            layers += [nn.LazyLinear(layer.width), nn.ReLU()]
+    layers = layers[:-1]  # the logits
+    ann = nn.Sequential(*layers)
+    with torch.no_grad():  # materialize the lazy layers' shapes
+        ann(torch.zeros(1, *input_shape))
+    return ann
 
 
 def build_ann(net: TTFSNet) -> nn.Sequential:

@@ -21,7 +21,7 @@ from ttfs_lab.bench.early_exit import bench_inference
 from ttfs_lab.bench.loading import bench_dvs_loading
 from ttfs_lab.bench.report import print_case, print_inference, print_loading, print_targets, targets, write_json
 from ttfs_lab.bench.training import bench_case
-from ttfs_lab.bench.workload import default_cases
+from ttfs_lab.bench.workload import CASES, default_cases
 from ttfs_lab.functional import kernels, triton_kernels
 from ttfs_lab.nn.runtime import allocator_setting, retain_freed_memory
 
@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true", help="smaller DVS frames and batch, fewer repetitions")
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5, quick 2)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    ap.add_argument("--cases", default="mnist,dvsgesture", help="comma-separated: mnist, dvsgesture")
-    ap.add_argument("--mnist-spec", default=None, help="override the MNIST network spec (tests use a tiny one)")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)} (default all)")
+    ap.add_argument("--mnist-spec", default=None, help="override the MNIST networks' spec (tests use a tiny one)")
     ap.add_argument("--mnist-batch", type=int, default=64)
     ap.add_argument("--dvs-spec", default=None, help="override the DVS network spec (tests use a tiny one)")
     ap.add_argument("--dvs-T", type=int, default=16, help="DVS frames per sample (default 16)")

@@ -1,8 +1,9 @@
 """The benchmarked networks and batches, and the TTFS training step exactly as ``ttfs-lab fit`` runs it.
 
-Networks: the MNIST / Fashion-MNIST default ``c128-ap-c128-ap-fc2048-fc10`` (T = 8, batch 64, real MNIST digits
-from mnist5k) and the DVS Gesture default spec at reduced resolution (64 x 64 frames, T = 16, batch 8;
-``--quick``: 32 x 32, batch 4).
+Networks: the MNIST / Fashion-MNIST default ``c128-ap-c128-ap-fc2048-fc10`` (``mnist``: T = 8, batch 64, real
+MNIST digits from mnist5k), the reproduction's ``c32-ap-c64-ap-fc256-fc10`` at T = 4 and T = 8 (``small_T4``,
+``small_T8``, same batch), and the DVS Gesture default spec at reduced resolution (``dvsgesture``: 64 x 64 frames,
+T = 16, batch 8; ``--quick``: 32 x 32, batch 4).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import torch
 from ttfs_lab.models import DEFAULT_SPECS
 
 MODES = ("step", "parallel", "auto")
+SMALL_SPEC = "c32-ap-c64-ap-fc256-fc10"  # the reproduction's network (configs/reproduce/fashion_mnist.yaml)
+CASES = ("mnist", "small_T4", "small_T8", "dvsgesture")
 
 
 @dataclass
@@ -36,8 +39,11 @@ def default_cases(quick: bool, mnist_spec: Optional[str] = None, dvs_size: Optio
                   dvs_batch: Optional[int] = None, mnist_batch: int = 64, dvs_spec: Optional[str] = None,
                   dvs_T: int = 16) -> list[Case]:
     size = dvs_size or (32 if quick else 64)
+    small = mnist_spec or SMALL_SPEC
     return [
         Case("mnist", "mnist", mnist_spec or DEFAULT_SPECS["mnist"], (1, 28, 28), 10, 8, mnist_batch),
+        Case("small_T4", "mnist", small, (1, 28, 28), 10, 4, mnist_batch),
+        Case("small_T8", "mnist", small, (1, 28, 28), 10, 8, mnist_batch),
         Case("dvsgesture", "dvsgesture", dvs_spec or DEFAULT_SPECS["dvsgesture"], (2, size, size), 11, dvs_T,
              dvs_batch or (4 if quick else 8), frames=True),
     ]
@@ -98,5 +104,28 @@ def ttfs_train_step(module, optimizer, batch, device: torch.device, precision: s
         loss.backward()
         optimizer.step()
         return loss.detach()
+
+    return step
+
+
+def eval_step(module, batch, precision: str, device: torch.device) -> Callable[[], None]:
+    """One validation step as Lightning runs it: eval mode, no gradients, the module's ``validation_step`` (loss,
+    accuracy, spike statistics, latency, operation counts); back to training mode after."""
+
+    def step() -> None:
+        module.eval()
+        with torch.no_grad(), autocast(device, precision):
+            module.validation_step(batch, 0)
+        module.train()
+
+    return step
+
+
+def inference_step(module, batch, precision: str, device: torch.device) -> Callable[[], torch.Tensor]:
+    """The network's plain forward on the batch (logits only, no statistics): what classifying images costs."""
+
+    def step() -> torch.Tensor:
+        with torch.no_grad(), autocast(device, precision):
+            return module.net(batch[0]).logits
 
     return step
