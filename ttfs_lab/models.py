@@ -191,12 +191,17 @@ class TTFSNet(nn.Module):
                                       analog=analog, **geometry)
 
     # --- execution: both walk ``self.plan`` (ttfs_lab/plan.py) ----------------------------------------------
-    def forward(self, x: Tensor, record: bool = False, mode: Optional[str] = None) -> NetOutput:
-        """``x``: ``[B, C, H, W]`` (or ``[B, T, C, H, W]`` frames) -> logits ``[B, K]`` (+ output, stats)."""
+    def forward(self, x: Tensor, record: bool = False, mode: Optional[str] = None, fuse: bool = True) -> NetOutput:
+        """``x``: ``[B, C, H, W]`` (or ``[B, T, C, H, W]`` frames) -> logits ``[B, K]`` (+ output, stats).
+        ``fuse=False`` (parallel mode): every stage runs on its own, each neuron's ``forward`` on its currents
+        (what a forward hook on it sees: ETTFS calibration), never a neuron + pool kernel; same results."""
         h = self.encode(x)
         mode = check_choice("mode", mode, MODES) if mode else self.mode
         ops = {} if record else None
-        out, stats, currents = (self._forward_step if mode == "step" else self._forward_parallel)(h, record, ops)
+        if mode == "step":
+            out, stats, currents = self._forward_step(h, record, ops)
+        else:
+            out, stats, currents = self._forward_parallel(h, record, ops, fuse)
         if out.shape[0] == 1:
             out = out.expand(self.T, *out.shape[1:])
         potential = None if currents is None else membrane_potential(currents, self.output_params.lam)
@@ -210,13 +215,13 @@ class TTFSNet(nn.Module):
             raise ValueError(f"input must be {layout} for encoder {self.encoder_name!r}, got shape {tuple(x.shape)}")
         return self.encoder(x, self.T)
 
-    def _forward_parallel(self, h: Tensor, record: bool, ops: Optional[dict] = None):
+    def _forward_parallel(self, h: Tensor, record: bool, ops: Optional[dict] = None, fuse: bool = True):
         """Each block over all T steps at once (``[T * B, ...]`` rows; ``[1, B, ...]`` for the blocks run once);
         neuron + average pool fused (``_pooled_block`` when statistics are recorded). ``ops`` (when recording)
         collects each synaptic layer's operations per step (``_record_ops``)."""
         stats = {} if record else None
         currents = None
-        for block in self.plan.once + self.plan.steps(fuse=True):
+        for block in self.plan.once + self.plan.steps(fuse):
             stage = self.stages[block.name]
             if block.potential:
                 currents = h.expand(self.T, *h.shape[1:]) if h.shape[0] == 1 else h

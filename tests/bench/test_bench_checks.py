@@ -21,7 +21,8 @@ def test_every_execution_path_equals_the_step_reference(case):
     result = checks.equality_checks(tiny_cases()[case], CPU)
     assert set(result) == {"step_vs_parallel_spikes_equal", "step_vs_parallel_grads_close",
                            "step_vs_parallel_torch_backend_spikes_equal", "step_vs_parallel_torch_backend_grads_close",
-                           "parallel_recording_path_spikes_equal", "folded_parallel_spikes_equal",
+                           "parallel_recording_path_spikes_equal", "parallel_unfused_path_spikes_equal",
+                           "folded_parallel_spikes_equal",
                            "folded_step_spikes_equal", "hidden_spikes_nonzero", "early_exit_predictions_equal_full"}
     assert all(result.values()), [k for k, v in result.items() if not v]
 

@@ -19,7 +19,8 @@ from ttfs_lab.cli import main as ttfs_lab_main
 ROOT = Path(__file__).parents[2]
 TINY = ["--quick", "--mnist-spec", "c4-ap-fc10", "--mnist-batch", "8", "--dvs-spec", "c4-ap-fc11", "--dvs-size", "8",
         "--dvs-T", "4", "--dvs-batch", "2", "--loading-size", "16", "--loading-events", "2000",
-        "--loading-workers", "0", "--loading-batches", "3", "--inference-train-steps", "2"]
+        "--loading-workers", "0", "--loading-batches", "3", "--inference-train-steps", "2",
+        "--no-fit"]  # the fit throughput: tests/bench/test_bench_fit.py
 MODE_ROWS = ("step", "parallel", "auto", "ann", "plain_ann")
 EVAL_ROWS = ("auto_eval", "auto_inference")  # timed in the same rounds; no memory or op counts
 CASES = ["mnist", "small_T4", "small_T8", "dvsgesture"]
@@ -97,7 +98,7 @@ def test_the_bound_counts_every_synaptic_layer(results, case):
 @pytest.mark.parametrize("case", CASES)
 def test_the_equality_checks_are_reported_and_pass(results, case):
     checks = results["cases"][case]["equal"]
-    assert len(checks) == 9 and all(v is True for v in checks.values()), checks
+    assert len(checks) == 10 and all(v is True for v in checks.values()), checks
     assert results["targets"][f"{case}: equality checks"] is True
 
 
@@ -155,7 +156,8 @@ def test_ttfs_lab_bench_help_lists_the_options(capsys):
         ttfs_lab_main(["bench", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--device", "--precision", "--quick", "--cases", "--no-checks", "--loading-events", "--out"):
+    for option in ("--device", "--precision", "--quick", "--cases", "--no-checks", "--loading-events", "--no-fit",
+                   "--fit-batches", "--fit-val-batches", "--out"):
         assert option in text, option
 
 

@@ -55,8 +55,9 @@ def equality_checks(case: Case, device: torch.device, batch: int = 2, compiled: 
         folded = net.fold()
         s_fold = folded(x, mode="parallel").out
         s_fold_step = folded(x, mode="step").out
-        recorded = net(x, record=True, mode="parallel")  # the unfused (recording) parallel path
+        recorded = net(x, record=True, mode="parallel")  # the recording path (its own fused kernel)
         s_rec = recorded.out
+        s_unfused = net(x, mode="parallel", fuse=False).out  # every stage on its own
         hidden_spikes = sum(float(v["spikes"]) for v in recorded.stats.values())
     checks = {
         "step_vs_parallel_spikes_equal": torch.equal(s_step, s_par),
@@ -64,6 +65,7 @@ def equality_checks(case: Case, device: torch.device, batch: int = 2, compiled: 
         "step_vs_parallel_torch_backend_spikes_equal": torch.equal(s_step, s_torch),
         "step_vs_parallel_torch_backend_grads_close": grads_close(g_torch, g_step),
         "parallel_recording_path_spikes_equal": torch.equal(s_step, s_rec),
+        "parallel_unfused_path_spikes_equal": torch.equal(s_step, s_unfused),
         "folded_parallel_spikes_equal": torch.equal(s_step, s_fold),
         "folded_step_spikes_equal": torch.equal(s_step, s_fold_step),
         "hidden_spikes_nonzero": hidden_spikes > 0,  # the comparisons are not vacuous

@@ -18,8 +18,10 @@ from typing import Optional
 import torch
 
 from ttfs_lab.bench.early_exit import bench_inference
+from ttfs_lab.bench.fit import bench_fit
 from ttfs_lab.bench.loading import bench_dvs_loading
-from ttfs_lab.bench.report import print_case, print_inference, print_loading, print_targets, targets, write_json
+from ttfs_lab.bench.report import (print_case, print_fit, print_inference, print_loading, print_targets, targets,
+                                   write_json)
 from ttfs_lab.bench.training import bench_case
 from ttfs_lab.bench.workload import CASES, default_cases
 from ttfs_lab.functional import kernels, triton_kernels
@@ -47,12 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--inference-train-steps", type=int, default=None,
                     help="training steps before the early-exit evaluation (default 20, quick 0)")
     ap.add_argument("--no-loading", action="store_true", help="skip the DVS loading throughput")
-    ap.add_argument("--data-dir", default="data", help="where real DVS Gesture data would be (DVSGesture/ under it)")
+    ap.add_argument("--data-dir", default="data", help="where real data would be (DVSGesture/, FashionMNIST/ under it)")
     ap.add_argument("--loading-size", type=int, default=64, help="DVS frame size of the loading test (default 64)")
     ap.add_argument("--loading-events", type=int, default=None, help="events per fabricated recording (default 60000, quick 20000)")
     ap.add_argument("--loading-workers", type=int, default=2)
     ap.add_argument("--loading-batch", type=int, default=16)
     ap.add_argument("--loading-batches", type=int, default=None, help="default 20, quick 5")
+    ap.add_argument("--no-fit", action="store_true", help="skip the Fashion-MNIST fit throughput")
+    ap.add_argument("--fit-batches", type=int, default=None, help="training batches of the fit run (default 100, quick 10)")
+    ap.add_argument("--fit-val-batches", type=int, default=None, help="validation batches (default 30, quick 3)")
+    ap.add_argument("--fit-workers", type=int, default=2, help="data loader workers of the fit run (default 2)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-tune-allocator", action="store_true", help="leave glibc's allocator settings alone")
     ap.add_argument("--out", default="bench/results.json", help="JSON output (default bench/results.json)")
@@ -117,6 +123,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
                                                    args.loading_workers, args.loading_batches or (5 if args.quick else 20),
                                                    args.loading_events or (20000 if args.quick else 60000))
         print_loading(results["dvs_loading"])
+    if not args.no_fit and device.type == "cpu":
+        results["fit"] = bench_fit(args.data_dir, args.fit_batches or (10 if args.quick else 100),
+                                   args.fit_val_batches or (3 if args.quick else 30), args.fit_workers)
+        print_fit(results["fit"])
     results["targets"] = targets(results, device)
     print_targets(results["targets"])
     out = write_json(results, args.out)

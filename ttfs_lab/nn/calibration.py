@@ -74,11 +74,11 @@ def _unit_moments(v: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _capture_input(net: nn.Module, neuron: TTFSNeuron, x: Tensor) -> Tensor:
-    """The currents ``neuron`` receives when ``net`` runs on ``x`` (record=True: no neuron + pool fusion)."""
+    """The currents ``neuron`` receives when ``net`` runs on ``x`` (``fuse=False``: its own ``forward`` runs)."""
     seen: list[Tensor] = []
     handle = neuron.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
     try:
-        net(x, record=True, mode="parallel")
+        net(x, mode="parallel", fuse=False)
     finally:
         handle.remove()
     return seen[0]
