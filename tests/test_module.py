@@ -61,3 +61,33 @@ def test_non_finite_gradients_stop_the_run_unless_a_grad_scaler_owns_them(scaler
     else:
         with pytest.raises(NonFiniteLossError, match="gradient norm became inf"):
             module.on_before_optimizer_step(None)
+
+
+def test_an_evaluation_epoch_holds_the_weights_and_training_releases_them(tmp_path):
+    """Lightning's validation holds the normalized weights for the epoch (computed once) and releases them at
+    its end: the training steps after it see the updated weights (the loss of the same batch changes)."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import ttfs_lab.nn.synapse as synapse_module
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(32, 1, 8, 8), torch.randint(0, 3, (32,)))
+    module = TTFSClassifier(dataset="mnist", input_shape=(1, 8, 8), num_classes=3, spec="c4-ap-fc8-fc3", T=4,
+                            schedule="constant")
+    held_during_validation = []
+    real = module.validation_step
+    synapses = [s for s in module.net.stages.values() if isinstance(s, (synapse_module.NormConv2d,
+                                                                        synapse_module.NormLinear))]
+
+    def spy(batch, batch_idx):
+        held_during_validation.append(all("_held_weight" in s.__dict__ for s in synapses))
+        return real(batch, batch_idx)
+
+    module.validation_step = spy
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=2, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, num_sanity_val_steps=0)
+    trainer.fit(module, DataLoader(data, batch_size=8), DataLoader(data, batch_size=8))
+    assert held_during_validation == [True] * 4
+    assert not any("_held_weight" in s.__dict__ for s in synapses)  # released after each epoch

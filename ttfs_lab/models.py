@@ -23,10 +23,11 @@ and the layers whose input is spikes run as sparse x dense products when the inp
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, Iterator, NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +36,7 @@ from ttfs_lab.functional.decoding import membrane_potential
 from ttfs_lab.functional.encoding import ENCODERS
 from ttfs_lab.functional.neuron import MODES, NeuronParams
 from ttfs_lab.functional.ops import Synapse, synaptic_ops
-from ttfs_lab.functional.stats import spike_summary, summary_from_first_steps
+from ttfs_lab.functional.stats import spike_summary, summary_from_histogram
 from ttfs_lab.netconfig import DEFAULT_SPECS, NetConfig
 from ttfs_lab.nn.decoders import build_decoder
 from ttfs_lab.nn.neuron import TTFSNeuron
@@ -239,12 +240,12 @@ class TTFSNet(nn.Module):
 
     def _pooled_block(self, block, h: Tensor, stats: dict) -> Tensor:
         """A neuron + average pool block with both stages' statistics: in one pass where the fused kernel counts
-        first spikes (evaluation on CPU), else the neuron's full-size spikes, then the pool."""
+        the first spikes per step (evaluation on CPU), else the neuron's full-size spikes, then the pool."""
         neuron, pool = self.stages[block.name], self.stages[block.pool_name]
         fused = neuron.forward_pooled_recorded(h, block.pool_k)
         if fused is not None:
-            pooled, first = fused
-            stats[block.name] = summary_from_first_steps(first, self.T)
+            pooled, hist = fused
+            stats[block.name] = summary_from_histogram(hist, h.shape[1:].numel())
         else:
             spikes = neuron(h)
             stats[block.name] = spike_summary(spikes)
@@ -288,6 +289,19 @@ class TTFSNet(nn.Module):
     # --- introspection and inference -------------------------------------------------------------------------
     def recorded_layers(self) -> list[str]:
         return [n for n, s in self.stages.items() if isinstance(s, RECORDED)]
+
+    @contextlib.contextmanager
+    def held_weights(self) -> Iterator["TTFSNet"]:
+        """Within the block the normalized layers compute their weights once and reuse them (evaluation: the
+        parameters do not change; the weights carry no gradient). Leaving the block forgets them."""
+        synapses = [s for s in self.stages.values() if isinstance(s, (NormConv2d, NormLinear))]
+        for s in synapses:
+            s.hold_weight()
+        try:
+            yield self
+        finally:
+            for s in synapses:
+                s.release_weight()
 
     def set_mode(self, mode: str) -> "TTFSNet":
         self.config = replace(self.config, mode=mode)  # checked by NetConfig

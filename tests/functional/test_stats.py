@@ -2,7 +2,7 @@ import torch
 
 import pytest
 
-from ttfs_lab.functional.stats import spike_summary, step_histogram, summary_from_first_steps
+from ttfs_lab.functional.stats import spike_summary, summary_from_histogram
 
 
 def test_summary_counts_a_hand_made_trace():
@@ -28,24 +28,15 @@ def test_summary_equals_the_argmax_definition_on_random_traces():
 
 
 @pytest.mark.parametrize("T", [1, 5, 12])
-def test_summary_from_first_steps_equals_the_summary_of_the_spikes(T):
-    """A single-spike trace and its units' steps before the first spike (T if silent) give the same figures."""
+def test_summary_from_the_histogram_equals_the_summary_of_the_spikes(T):
+    """A single-spike trace and its first-spike histogram give the same figures."""
     torch.manual_seed(T)
-    first = torch.randint(0, T + 1, (4, 3, 7, 5))
+    first = torch.randint(0, T + 1, (4, 3, 7, 5))  # steps before the first spike, T: silent
     spikes = torch.zeros(T, *first.shape)
     fired = first < T
     spikes.view(T, -1)[first.flatten()[fired.flatten()], fired.flatten().nonzero().squeeze(1)] = 1.0
     expected = spike_summary(spikes)
-    got = summary_from_first_steps(first.float(), T)
+    got = summary_from_histogram(torch.bincount(first.flatten(), minlength=T + 1), first.numel())
     assert expected.keys() == got.keys()
     for key in expected:
         assert torch.equal(got[key], expected[key]), key
-
-
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
-def test_step_histogram_counts_like_bincount(dtype):
-    torch.manual_seed(0)
-    steps = torch.randint(0, 9, (300_001,)).to(dtype)  # several parallel chunks, an uneven split
-    expected = torch.bincount(steps.long(), minlength=9).float()
-    assert torch.equal(step_histogram(steps, 8), expected)
-    assert torch.equal(step_histogram(steps[::2], 8), torch.bincount(steps[::2].long(), minlength=9).float())

@@ -58,3 +58,34 @@ def test_effective_weight_is_the_standardization_times_gamma():
     torch.testing.assert_close(layer.effective_weight(), expected, rtol=1e-5, atol=1e-6)
     layer.norm = False
     assert torch.equal(layer.effective_weight(), layer.weight * layer.gamma.view(-1, 1))
+
+
+def test_a_held_weight_is_computed_once_without_gradients_and_forgotten_after(monkeypatch):
+    """Inside ``TTFSNet.held_weights`` every no-gradient forward reuses one standardized weight per layer; a
+    forward with gradients (training) never does; leaving the block makes the next forward recompute it."""
+    import ttfs_lab.nn.synapse as synapse_module
+    from ttfs_lab.models import TTFSNet
+
+    calls = []
+    real = synapse_module.standardized_weight
+    monkeypatch.setattr(synapse_module, "standardized_weight", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    net = TTFSNet("c4-ap-fc8-fc3", (1, 8, 8), 3, T=4, init_gain=4.0, decoder="membrane")
+    x = torch.rand(2, 1, 8, 8)
+    layers = sum(isinstance(s, (NormConv2d, NormLinear)) for s in net.stages.values())
+    with torch.no_grad():
+        expected = net(x).logits
+    calls.clear()
+    with net.held_weights():
+        with torch.no_grad():
+            first, second = net(x).logits, net(x).logits
+        assert len(calls) == layers and torch.equal(first, expected) and torch.equal(second, expected)
+        net(x).logits.sum().backward()  # training inside the block: fresh weights with their gradients
+        assert len(calls) == 2 * layers and net.stages["layer1_c4_syn"].weight.grad is not None
+    conv = net.stages["layer1_c4_syn"]
+    with torch.no_grad():
+        before = conv.effective_weight()
+        conv.weight.add_(torch.randn_like(conv.weight))  # standardization is scale-invariant: change the shape
+        assert not torch.equal(conv.effective_weight(), before)
+        assert net(x).logits.abs().sum() > 0  # the compared outputs were not all silent
+    assert torch.count_nonzero(expected) > 0

@@ -141,16 +141,17 @@ if AVAILABLE:
                             g[row + dx] = val
 
     @njit(**JIT)
-    def forward_kernel(I, const, T, planes, H, W, k, prm, P, X, save, SV, SF, FS):  # pragma: no cover - compiled
+    def forward_kernel(I, const, T, planes, H, W, k, prm, P, X, save, SV, SF, HIST):  # pragma: no cover - compiled
         """The neuron over currents I ``[T, planes, H*W]`` (``[planes, H*W]`` if const: the same current at every
         step), then k x k average pooling with stride k (k = 1: none; a neuron without pooling passes H = W = 1).
 
         P: ``[T, planes, (H//k) * (W//k)]`` (pooled) spikes; X: ``[T, planes, H*W]`` the saved tensor, written if
         save. prm: [theta, lam, scale, k*k] in the data's dtype, so the arithmetic is the dtype's, as in torch.
         SV, SF: ``[planes * H*W]`` potential and "not fired yet" (1 / 0) to start from and to leave the final state
-        in (inference continued chunk by chunk); length 0: start at rest. FS: ``[planes * H*W]``, zeros in, each
-        unit's number of steps before its first spike out (T if silent: the recorded statistics of an evaluation
-        without the full-size spikes, ``ttfs_lab.functional.stats``); length 0: not counted.
+        in (inference continued chunk by chunk); length 0: start at rest. HIST: ``[blocks, T + 1]`` (``blocks``:
+        ``block_count``), per block of units the number that first fire at each step and, last, the silent ones
+        (the recorded statistics of an evaluation without the full-size spikes, ``ttfs_lab.functional.stats``);
+        0 rows: not counted.
         """
         theta, lam, scale, area = prm[0], prm[1], prm[2], prm[3]
         HW = H * W
@@ -165,8 +166,8 @@ if AVAILABLE:
             v = SV[p0 * HW:p0 * HW + m] if resume else np.zeros(m, P.dtype)
             free = SF[p0 * HW:p0 * HW + m] if resume else np.ones(m, P.dtype)
             s = np.empty(m if k > 1 else 0, P.dtype)
-            count = FS.shape[0] > 0
-            fs = FS[p0 * HW:p0 * HW + m] if count else FS
+            count = HIST.shape[0] > 0
+            fired = 0.0
             for t in range(T):
                 src = p0 * HW if const else (t * planes + p0) * HW
                 dst = (t * planes + p0) * HW
@@ -178,9 +179,21 @@ if AVAILABLE:
                     for q in range(n):
                         o = (t * planes + p0 + q) * HWo
                         _pool(s[q * HW:(q + 1) * HW], P[o:o + HWo], H, W, k, area)
-                if count:  # not fired by the end of step t
+                if count:  # the block's units that fire at step t (0 / 1 spikes: an exact sum)
+                    spikes = s if k > 1 else P[dst:dst + m]
+                    c = 0.0
                     for j in range(m):
-                        fs[j] += free[j]
+                        c += spikes[j]
+                    HIST[b, t] = c
+                    fired += c
+            if count:
+                HIST[b, T] = m - fired
+
+    @njit(cache=True)
+    def block_count(planes, HW):  # pragma: no cover - compiled
+        """How many blocks ``forward_kernel`` splits ``planes`` planes of ``HW`` units into."""
+        per = max(1, BLOCK // HW)
+        return (planes + per - 1) // per
 
     @njit(**JIT)
     def backward_kernel(G, X, T, planes, H, W, k, prm, code, alpha, const, out):  # pragma: no cover - compiled
@@ -219,17 +232,6 @@ if AVAILABLE:
                 for j in range(m):
                     o[j] = total[j]
 
-
-    @njit(**JIT)
-    def step_counts(steps, chunks):  # pragma: no cover - compiled
-        """Counts of the integers 0..T in ``steps`` (any numeric dtype) into ``chunks`` ``[C, T + 1]`` (zeros in,
-        float64), one row per parallel chunk of the input; the caller sums the rows."""
-        n = steps.shape[0]
-        C = chunks.shape[0]
-        for c in prange(C):
-            row = chunks[c]
-            for j in range(c * n // C, (c + 1) * n // C):
-                row[int(steps[j])] += 1.0
 
     _jit_reassoc = dict(JIT, fastmath={"reassoc", "contract"})  # vectorized sums: no bit-exact reference here
 

@@ -15,7 +15,7 @@ module runs the same function faster:
   gradient is returned summed over time, ``[1, B, ...]``.
 * ``ttfs_avgpool_parallel`` fuses the neuron with the average pool that follows it (the full-size spikes and
   their gradient are never written);
-* ``ttfs_avgpool_recorded`` (evaluation) adds each unit's first-spike step, from which the recorded statistics
+* ``ttfs_avgpool_recorded`` (evaluation) adds the first-spike histogram, from which the recorded statistics
   follow without the full-size spikes;
 * ``ttfs_resume`` continues a neuron from a saved state for inference chunk by chunk (early exit).
 
@@ -126,10 +126,10 @@ def ttfs_avgpool_parallel(currents: Tensor, p: NeuronParams = NeuronParams(), T:
 
 def ttfs_avgpool_recorded(currents: Tensor, p: NeuronParams, T: int,
                           kernel_size: int) -> Optional[tuple[Tensor, Tensor]]:
-    """Evaluation with statistics: ``ttfs_avgpool_parallel``'s pooled spikes and each unit's number of steps
-    before its first spike (``[B, C, H, W]``, T if silent; ``stats.summary_from_first_steps``), from one pass that
-    never writes the full-size spikes. None where it does not apply (a gradient wanted, or a backend other than
-    ``kernel``): the caller runs the neuron and the pool one after the other."""
+    """Evaluation with statistics: ``ttfs_avgpool_parallel``'s pooled spikes and the units' first-spike histogram
+    ``[T + 1]`` (bin t: first spike at step t + 1, last bin: silent; ``stats.summary_from_histogram``), from one
+    pass that never writes the full-size spikes. None where it does not apply (a gradient wanted, or a backend
+    other than ``kernel``): the caller runs the neuron and the pool one after the other."""
     if torch.is_grad_enabled() and currents.requires_grad:
         return None
     chosen = pick_backend("auto", currents, p)

@@ -6,11 +6,8 @@ above 1 (max pooling) is a single-spike violation.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
-
-from ttfs_lab.functional import kernels
 
 STAT_KEYS = ("spikes", "units", "silent", "violations", "hist")
 
@@ -36,29 +33,17 @@ def spike_summary(out: Tensor) -> dict[str, Tensor]:
         "units": torch.tensor(float(counts.numel()), device=out.device),
         "silent": (~fired_by).sum().float(),
         "violations": (counts > 1 + 1e-6).sum().float(),
-        "hist": step_histogram(steps_before, T),
+        "hist": torch.bincount(steps_before.flatten().long(), minlength=T + 1).float(),
     }
 
 
-def step_histogram(steps: Tensor, T: int) -> Tensor:
-    """Counts of the integers 0..T in ``steps``, float32: one pass of the numba kernel on CPU (``bincount``
-    first converts to int64 and scans for the range, ``histc`` bins floats: each took 10-25 % of an evaluation
-    step on a first layer's 1.6 M units), ``bincount`` elsewhere."""
-    if kernels.AVAILABLE and steps.device.type == "cpu" and steps.is_contiguous():
-        kernels.set_threads(torch.get_num_threads())
-        chunks = np.zeros((max(1, min(torch.get_num_threads(), steps.numel() // 65536)), T + 1))
-        kernels.step_counts(steps.view(-1).numpy(), chunks)
-        return torch.from_numpy(chunks.sum(0)).float()
-    return torch.bincount(steps.flatten().long(), minlength=T + 1).float()
-
-
 @torch.no_grad()
-def summary_from_first_steps(first: Tensor, T: int) -> dict[str, Tensor]:
-    """``spike_summary`` of a TTFS neuron's spikes from each unit's number of steps before its first spike
-    (``first``, T when silent; ``ttfs_avgpool_recorded``): the same sums, without the ``[T, B, ...]`` spikes.
-    A single-spike neuron has no violations."""
-    hist = step_histogram(first.detach(), T)
-    silent = hist[T]
-    units = torch.tensor(float(first.numel()), device=first.device)
-    return {"spikes": units - silent, "units": units, "silent": silent,
-            "violations": torch.zeros((), device=first.device), "hist": hist}
+def summary_from_histogram(hist: Tensor, units: int) -> dict[str, Tensor]:
+    """``spike_summary`` of a TTFS neuron's spikes from their first-spike histogram ``hist`` (``[T + 1]``: units
+    first firing at each step, then the silent ones; ``ttfs_avgpool_recorded``) and the number of units: the same
+    sums, without the ``[T, B, ...]`` spikes. A single-spike neuron has no violations."""
+    hist = hist.detach().float()
+    silent = hist[-1]
+    total = torch.tensor(float(units), device=hist.device)
+    return {"spikes": total - silent, "units": total, "silent": silent,
+            "violations": torch.zeros((), device=hist.device), "hist": hist}

@@ -43,9 +43,9 @@ class TTFSNeuron(nn.Module):
         return pooled.view(self.T, -1, *pooled.shape[1:])
 
     def forward_pooled_recorded(self, currents: Tensor, kernel_size: int) -> Optional[tuple[Tensor, Tensor]]:
-        """Evaluation with statistics in parallel mode: ``forward_pooled``'s output and each unit's steps before
-        its first spike (``ttfs_avgpool_recorded``); None where that does not apply (step mode, a gradient
-        wanted, no fused kernel)."""
+        """Evaluation with statistics in parallel mode: ``forward_pooled``'s output and the units' first-spike
+        histogram (``ttfs_avgpool_recorded``); None where that does not apply (step mode, a gradient wanted, no
+        fused kernel)."""
         if resolve_mode(self.mode, currents.device, self.T) != "parallel":
             return None
         return ttfs_avgpool_recorded(currents, self.params, self.T, kernel_size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -46,16 +47,16 @@ def _kernel_params(p: NeuronParams, dtype: torch.dtype, area: int = 1):
 
 
 def _launch_forward(cur: Tensor, T: int, const: bool, p: NeuronParams, k: int, out: Tensor, x: Tensor, save: bool,
-                    state: Optional[ResumeState] = None, first: Optional[Tensor] = None) -> None:
-    """``kernels.forward_kernel`` over dense ``cur``, writing ``out`` (and ``x`` if ``save``; ``state`` in place;
-    each unit's steps before its first spike into the zeros ``first``, laid out as ``cur``'s NCHW planes)."""
+                    state: Optional[ResumeState] = None, count: bool = False) -> Optional[Tensor]:
+    """``kernels.forward_kernel`` over dense ``cur``, writing ``out`` (and ``x`` if ``save``; ``state`` in place);
+    with ``count``, returns the first-spike histogram ``[T + 1]`` (units first firing at each step, then silent)."""
     kernels.set_threads(torch.get_num_threads())
     n_planes, H, W = planes(cur.shape[1:], k)
     sv, sf = (cur.new_empty(0), cur.new_empty(0)) if state is None else state
-    fs = cur.new_empty(0) if first is None else first
+    hist = np.zeros((kernels.block_count(n_planes, H * W) if count else 0, T + 1), dtype=out.numpy().dtype)
     kernels.forward_kernel(_flat(cur).numpy(), const, T, n_planes, H, W, k, _kernel_params(p, cur.dtype, k * k),
-                           _flat(out).numpy(), _flat(x).numpy(), save, sv.view(-1).numpy(), sf.view(-1).numpy(),
-                           fs.view(-1).numpy())
+                           _flat(out).numpy(), _flat(x).numpy(), save, sv.view(-1).numpy(), sf.view(-1).numpy(), hist)
+    return torch.from_numpy(hist.sum(0, dtype=np.float64)).float() if count else None
 
 
 class NumbaBackend:
@@ -103,13 +104,12 @@ class NumbaBackend:
         return out
 
     def recorded(self, cur: Tensor, T: int, const: bool, p: NeuronParams, k: int) -> tuple[Tensor, Tensor]:
-        """Evaluation: the (pooled) spikes and each unit's steps before its first spike (``[B, C, H, W]``, T if
-        silent) in one pass; the full-size spikes are never written."""
+        """Evaluation: the (pooled) spikes and the units' first-spike histogram ``[T + 1]`` (bin t: first spike at
+        step t + 1; last bin: silent) in one pass; the full-size spikes are never written."""
         cur = cur.contiguous()
         out = cur.new_empty((T, *pooled_shape(cur.shape[1:], k)))
-        first = cur.new_zeros(cur.shape[1:])
-        _launch_forward(cur, T, const, p, k, out, cur.new_empty(0), False, first=first)
-        return out, first
+        hist = _launch_forward(cur, T, const, p, k, out, cur.new_empty(0), False, count=True)
+        return out, hist
 
     def resume(self, cur: Tensor, T: int, const: bool, p: NeuronParams, k: int,
                state: ResumeState) -> tuple[Tensor, ResumeState]:
