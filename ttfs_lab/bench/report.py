@@ -6,8 +6,8 @@ networks (``mnist``, ``small_T8``) and <= 0.8 x at T = 4 (``small_T4``); auto at
 default MNIST network; auto never slower than step. On CUDA: parallel >= 5x faster than step for the MNIST network
 (the parallel neuron is the fused Triton kernels; the row ``parallel_tensor_ops`` times the same mode with the
 tensor-op neuron). Everywhere: peak memory of parallel <= 1.5 x step; every equality check passes; DVS frames >=
-500 samples/s at 64 x 64, T = 16; ``ttfs-lab fit`` on Fashion-MNIST at least 2x the 169 training samples/s (full
-epochs, validation included) measured before this work (a run of at least 50 batches).
+500 samples/s at 64 x 64, T = 16. The ``ttfs-lab fit`` throughput is printed, not judged here: its "before" is
+other code, compared side by side with ``bench/fit_compare.py``.
 """
 
 from __future__ import annotations
@@ -85,8 +85,7 @@ def print_fit(fit: dict) -> None:
     print(f"\nttfs-lab fit on Fashion-MNIST ({fit['spec']}, T={fit['T']}, batch {fit['batch']}, {fit['workers']} workers): "
           f"training {fit['train_samples_per_s']:.0f} samples/s, validation {fit['val_samples_per_s']:.0f} samples/s "
           f"({fit['val_over_train_per_sample']:.2f} of a training sample's time); a full epoch {fit['full_epoch_s'] / 60:.1f} "
-          f"min = {fit['epoch_samples_per_s']:.0f} training samples/s with validation (before: "
-          f"{fit['before_samples_per_s']:.0f})")
+          f"min = {fit['epoch_samples_per_s']:.0f} training samples/s with validation")
 
 
 def targets(results: dict, device: torch.device) -> dict[str, bool]:
@@ -106,9 +105,6 @@ def targets(results: dict, device: torch.device) -> dict[str, bool]:
         t[f"{name}: peak memory parallel <= 1.5 x step"] = r["ratios"]["memory_parallel_over_step"] <= 1.5
         if "equal" in r:
             t[f"{name}: equality checks"] = all(r["equal"].values())
-    fit = results.get("fit")
-    if fit and "epoch_samples_per_s" in fit and fit["train_samples"] >= 64 * 50:
-        t["fit: >= 2x the training throughput before"] = fit["epoch_samples_per_s"] >= 2 * fit["before_samples_per_s"]
     load = results.get("dvs_loading")
     if load and "samples_per_s" in load and load["size"] >= 64:
         t["dvs loading >= 500 samples/s"] = load["samples_per_s"] >= 500
