@@ -331,3 +331,18 @@ def test_energy_objective_minimizes_the_energy_of_the_tested_epoch(sweep, tmp_pa
     assert trial.values[1] == best["val/energy_nj"] > 0
     out = capsys.readouterr().out
     assert "Pareto front (max val/acc_best, min val/energy_nj)" in out and "| val/energy_nj " in out
+
+
+def test_trials_leave_the_progress_bar_to_the_sweeps_own_lines_unless_the_config_asks_for_it():
+    from dataclasses import replace as dc_replace
+
+    from ttfs_lab.sweep.objective import Plan, trial_config
+    from ttfs_lab.sweep.space import load_space
+
+    space = load_space(str(TESTS.parent / "sweeps" / "dvsgesture.yaml"))
+    plan = Plan(study="s", storage="s.journal", space=space, base={"trainer": {"max_epochs": 2}, "run": {}})
+    params = {"data.init_args.frames": 8}
+    config = trial_config(plan, params, 3)
+    assert config["trainer"] == {"max_epochs": 2, "enable_progress_bar": False} and config["run"]["id"] == "s-t0003"
+    asked = dc_replace(plan, base={"trainer": {"enable_progress_bar": True}})
+    assert trial_config(asked, params, 3)["trainer"]["enable_progress_bar"] is True

@@ -34,7 +34,8 @@ META_KEYS = {"date", "torch", "python", "device", "device_name", "threads", "cpu
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "results.json"
-    returned = main(TINY + ["--out", str(out)])
+    no_data = tmp_path_factory.mktemp("no-data")  # not the checkout's data/: the loading test fabricates its own
+    returned = main(TINY + ["--out", str(out), "--data-dir", str(no_data)])
     written = json.loads(out.read_text())
     assert written["meta"]["quick"] is True and set(written) == set(returned)
     return written

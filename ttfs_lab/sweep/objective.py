@@ -59,6 +59,8 @@ def trial_config(plan: Plan, params: dict, number: int) -> dict:
     run = config.setdefault("run", {})
     run.update(id=run_id(plan.study, number), group=plan.study, resume="never",
                tags=[*(run.get("tags") or []), "sweep", f"study:{plan.study}", f"trial:{number}"])
+    # the sweep prints one line per trial epoch (sweep/progress.py); Lightning's bars would interleave with them
+    (config.get("trainer") or config.setdefault("trainer", {})).setdefault("enable_progress_bar", False)
     return config
 
 
