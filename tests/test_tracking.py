@@ -64,3 +64,40 @@ def test_run_recorder_records_how_a_run_stopped(tmp_path, exception, status):
     assert meta["status"] == status and meta["ended"] and "\n" not in (meta["error"] or "")
     if status == "failed":
         assert meta["error"] == "Error downloading x.gz: no network"
+
+
+def test_the_epoch_timer_stops_while_the_epoch_validates(tmp_path):
+    """Lightning validates inside the training epoch; a slow validation must not count as training time."""
+    import time
+
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ttfs_lab.tracking import EpochTimer
+
+    class Slow(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 2)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).sum()
+
+        def validation_step(self, batch, batch_idx):
+            time.sleep(0.25)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = DataLoader(TensorDataset(torch.rand(16, 4), torch.zeros(16)), batch_size=4)
+    module = Slow()
+    trainer = L.Trainer(max_epochs=1, limit_val_batches=4, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[EpochTimer()],
+                        default_root_dir=tmp_path, num_sanity_val_steps=1)
+    start = time.perf_counter()
+    trainer.fit(module, data, data)
+    total = time.perf_counter() - start
+    seconds = float(trainer.callback_metrics["time/epoch_s"])
+    assert total > 1.0 and 0 < seconds < 0.5  # 4 validation batches of 0.25 s (and the sanity check) left out
+    assert float(trainer.callback_metrics["throughput/samples_per_s"]) == pytest.approx(16 / seconds, rel=1e-3)

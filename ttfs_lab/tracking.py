@@ -8,6 +8,7 @@ W&B is independent of it and writes under ``runs/<run-id>/wandb/`` (offline runs
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -153,20 +154,30 @@ def component_tags(comp: dict) -> list[str]:
 
 
 class EpochTimer(L.Callback):
-    """Logs ``time/epoch_s`` (training part of the epoch) and ``throughput/samples_per_s`` (training samples)."""
+    """Logs ``time/epoch_s`` (training part of the epoch) and ``throughput/samples_per_s`` (training samples).
+
+    Lightning runs the epoch's validation inside the training epoch (before ``on_train_epoch_end``), so the
+    clock stops while it runs: the figures are training alone."""
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        import time
-
-        self._start, self._samples = time.perf_counter(), 0
+        self._seconds, self._samples, self._since = 0.0, 0, time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._samples += len(batch[-1])
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        import time
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if getattr(self, "_since", None) is not None and not trainer.sanity_checking:
+            self._seconds += time.perf_counter() - self._since
+            self._since = None
 
-        seconds = time.perf_counter() - self._start
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if getattr(self, "_since", 0) is None:
+            self._since = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._since is not None:
+            self._seconds += time.perf_counter() - self._since
+        seconds = self._seconds
         pl_module.log("time/epoch_s", seconds)
         pl_module.log("throughput/samples_per_s", self._samples * trainer.world_size / max(seconds, 1e-9))
 
