@@ -26,14 +26,12 @@ sys.path.insert(0, root)
 from ttfs_lab.nn.runtime import retain_freed_memory
 retain_freed_memory()
 import ttfs_lab
-from ttfs_lab.overrides import load_yaml
 from ttfs_lab.train import train
 spec = importlib.util.spec_from_file_location("fit_bench", sys.argv[5])
 fb = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fb)
 with tempfile.TemporaryDirectory() as run_dir:
     config = fb.fit_config(data_dir, run_dir, batches, val_batches, 2)
-    config.update({k: v for k, v in load_yaml(f"{root}/configs/fashion_mnist.yaml").items() if k == "seed_everything"})
     timer = fb.PhaseTimer()
     train(config, callbacks=[timer])
 s, n = timer.seconds, timer.samples

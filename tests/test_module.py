@@ -81,7 +81,7 @@ def test_an_evaluation_epoch_holds_the_weights_and_training_releases_them(tmp_pa
                                                                         synapse_module.NormLinear))]
 
     def spy(batch, batch_idx):
-        held_during_validation.append(all("_held_weight" in s.__dict__ for s in synapses))
+        held_during_validation.append(all(s._holding for s in synapses))
         return real(batch, batch_idx)
 
     module.validation_step = spy
@@ -90,4 +90,4 @@ def test_an_evaluation_epoch_holds_the_weights_and_training_releases_them(tmp_pa
                         default_root_dir=tmp_path, num_sanity_val_steps=0)
     trainer.fit(module, DataLoader(data, batch_size=8), DataLoader(data, batch_size=8))
     assert held_during_validation == [True] * 4
-    assert not any("_held_weight" in s.__dict__ for s in synapses)  # released after each epoch
+    assert not any(s._holding or s._held_weight is not None for s in synapses)  # released after each epoch

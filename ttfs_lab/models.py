@@ -290,18 +290,21 @@ class TTFSNet(nn.Module):
     def recorded_layers(self) -> list[str]:
         return [n for n, s in self.stages.items() if isinstance(s, RECORDED)]
 
+    def hold_weights(self, hold: bool = True) -> None:
+        """From now on the normalized layers compute their weights once and reuse them in every forward without
+        gradients (an evaluation epoch: the parameters do not change); ``hold=False`` forgets them."""
+        for stage in self.stages.values():
+            if isinstance(stage, (NormConv2d, NormLinear)):
+                stage.hold_weight() if hold else stage.release_weight()
+
     @contextlib.contextmanager
     def held_weights(self) -> Iterator["TTFSNet"]:
-        """Within the block the normalized layers compute their weights once and reuse them (evaluation: the
-        parameters do not change; the weights carry no gradient). Leaving the block forgets them."""
-        synapses = [s for s in self.stages.values() if isinstance(s, (NormConv2d, NormLinear))]
-        for s in synapses:
-            s.hold_weight()
+        """``hold_weights`` for the block."""
+        self.hold_weights()
         try:
             yield self
         finally:
-            for s in synapses:
-                s.release_weight()
+            self.hold_weights(False)
 
     def set_mode(self, mode: str) -> "TTFSNet":
         self.config = replace(self.config, mode=mode)  # checked by NetConfig

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 
 import math
 from typing import Any, Optional
@@ -176,31 +175,22 @@ class TTFSClassifier(L.LightningModule):
         self._step(batch, "test")
 
     # --- epoch ends: compute, log, reset -----------------------------------------------------------------
+    # the normalized layers' weights are computed once per evaluation epoch (TTFSNet.hold_weights)
     def on_validation_epoch_start(self):
-        self._hold_weights()
+        self.net.hold_weights()
 
     def on_test_epoch_start(self):
-        self._hold_weights()
-
-    def _hold_weights(self) -> None:
-        """The normalized layers' weights are computed once per evaluation epoch (``TTFSNet.held_weights``)."""
-        self._held = contextlib.ExitStack()
-        self._held.enter_context(self.net.held_weights())
-
-    def _release_weights(self) -> None:
-        held = self.__dict__.pop("_held", None)
-        if held is not None:
-            held.close()
+        self.net.hold_weights()
 
     def on_validation_epoch_end(self):
-        self._release_weights()
+        self.net.hold_weights(False)
         acc = self._log_eval("val")
         if not self.trainer.sanity_checking:
             self.val_acc_best.update(acc)
             self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 
     def on_test_epoch_end(self):
-        self._release_weights()
+        self.net.hold_weights(False)
         self._log_eval("test")
 
     def _log_eval(self, stage: str):

@@ -159,27 +159,33 @@ class EpochTimer(L.Callback):
     Lightning runs the epoch's validation inside the training epoch (before ``on_train_epoch_end``), so the
     clock stops while it runs: the figures are training alone."""
 
+    def __init__(self) -> None:
+        self._seconds, self._samples = 0.0, 0
+        self._since: Optional[float] = None  # when the running training stretch began; None while not training
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._seconds, self._samples, self._since = 0.0, 0, time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._samples += len(batch[-1])
 
-    def on_validation_start(self, trainer, pl_module) -> None:
-        if getattr(self, "_since", None) is not None and not trainer.sanity_checking:
+    def _pause(self) -> None:
+        if self._since is not None:
             self._seconds += time.perf_counter() - self._since
             self._since = None
 
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._pause()
+
     def on_validation_end(self, trainer, pl_module) -> None:
-        if getattr(self, "_since", 0) is None:
+        if not trainer.sanity_checking:
             self._since = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self._since is not None:
-            self._seconds += time.perf_counter() - self._since
-        seconds = self._seconds
-        pl_module.log("time/epoch_s", seconds)
-        pl_module.log("throughput/samples_per_s", self._samples * trainer.world_size / max(seconds, 1e-9))
+        self._pause()
+        pl_module.log("time/epoch_s", self._seconds)
+        pl_module.log("throughput/samples_per_s", self._samples * trainer.world_size / max(self._seconds, 1e-9))
 
 
 class ExceptionCheckpoint(OnExceptionCheckpoint):

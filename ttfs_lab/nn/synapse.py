@@ -42,18 +42,19 @@ class _NormalizedSynapse(nn.Module):
         """The weight the layer applies; between ``hold_weight()`` and ``release_weight()`` (an evaluation
         epoch, when the parameters cannot change) computed once, without gradients, and reused by every
         forward that needs no gradient."""
-        if "_held_weight" not in self.__dict__ or (torch.is_grad_enabled() and self.weight.requires_grad):
+        holding = getattr(self, "_holding", False)  # modules unpickled from before the attribute existed
+        if not holding or (torch.is_grad_enabled() and self.weight.requires_grad):
             return self._effective_weight()  # training never reads a held weight
-        if self.__dict__["_held_weight"] is None:
+        if self._held_weight is None:
             with torch.no_grad():
-                self.__dict__["_held_weight"] = self._effective_weight()
-        return self.__dict__["_held_weight"]
+                self._held_weight = self._effective_weight()
+        return self._held_weight
 
     def hold_weight(self) -> None:
-        self.__dict__["_held_weight"] = None
+        self._holding, self._held_weight = True, None
 
     def release_weight(self) -> None:
-        self.__dict__.pop("_held_weight", None)
+        self._holding, self._held_weight = False, None
 
     def _effective_weight(self) -> Tensor:
         if self.norm:
