@@ -160,3 +160,21 @@ def test_a_figure_missing_from_some_runs_says_how_many_runs_it_comes_from():
     assert row["energy_nj_n"] == 1 and row["test/acc_n"] == 2
     line = markdown({"study": "s", "dataset": "d", "seeds": 2, "rows": [row]}).splitlines()[-1]
     assert "3000.0 (1 of 2 runs)" in line and "81.00 ± 1.41" in line
+
+
+def test_rows_run_separately_end_up_in_one_table(base_config, tmp_path):
+    grid = write_grid(tmp_path, [{"name": "baseline", "set": {}}, {"name": "+ettfs", "set": {"model.init": "ettfs"}}])
+    runs = tmp_path / "runs"
+    run_ablation("mnist5k", str(grid), str(base_config), runs_dir=str(runs), wandb="disabled", only=["+ettfs"])
+    table = run_ablation("mnist5k", str(grid), str(base_config), runs_dir=str(runs), wandb="disabled",
+                         only=["baseline"])
+    assert [r["row"] for r in table["rows"]] == ["baseline", "+ettfs"]  # grid order, both kept
+    saved = json.loads((runs / "ablations" / "ablation-mnist5k" / "table.json").read_text())
+    assert [r["row"] for r in saved["rows"]] == ["baseline", "+ettfs"]
+    # a changed base configuration makes other runs: the stale row of the old configuration is dropped
+    changed = tmp_path / "changed.yaml"
+    cfg = yaml.safe_load(base_config.read_text())
+    cfg["model"]["lr"] = 0.002
+    changed.write_text(yaml.safe_dump(cfg))
+    table = run_ablation("mnist5k", str(grid), str(changed), runs_dir=str(runs), wandb="disabled", only=["baseline"])
+    assert [r["row"] for r in table["rows"]] == ["baseline"]

@@ -8,7 +8,8 @@ that fails does not stop the others, and re-running skips runs that already fini
 of the whole resolved configuration, base config and ``--set`` included, and the seed: editing the base config
 starts fresh runs instead of reusing stale ones). The table (mean and std over seeds of test accuracy, decision step, spikes
 per neuron, operations and energy per inference) is written after every row to
-``<runs>/ablations/<study>/table.{json,md}``, where ``ttfs-lab compare`` finds it.
+``<runs>/ablations/<study>/table.{json,md}``, where ``ttfs-lab compare`` finds it; rows that an earlier
+``--rows`` invocation ran stay in it as long as their runs are those of the current configuration.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def run_ablation(dataset: str, grid: str = "configs/ablation.yaml", config: Opti
     """Run the grid on ``dataset``; returns the table (also written to disk after every row)."""
     from ttfs_lab.train import train
 
-    rows, default_seeds = load_grid(grid)
+    grid_rows, default_seeds = load_grid(grid)
+    rows = grid_rows
     if only:
         unknown = sorted(set(only) - {r.name for r in rows})
         if unknown:
@@ -102,6 +104,7 @@ def run_ablation(dataset: str, grid: str = "configs/ablation.yaml", config: Opti
     out_dir = Path(runs_dir) / "ablations" / study
     table: dict[str, Any] = {"dataset": dataset, "study": study, "grid": str(grid), "seeds": seeds, "rows": []}
     done: dict[tuple[str, int], dict] = {}
+    fresh: dict[str, dict] = {}
     for row in rows:
         summaries, run_ids, errors = [], [], []
         resolved = row.config(base, overrides)
@@ -122,11 +125,28 @@ def run_ablation(dataset: str, grid: str = "configs/ablation.yaml", config: Opti
                     print(f"[ablation {study}] row {row.name} seed {seed} failed: {message}", flush=True)
             result = done[(key, seed)]
             (errors if "error" in result else summaries).append(result.get("error", result))
-        table["rows"].append(aggregate(row, summaries, run_ids, errors, seeds))
+        fresh[row.name] = aggregate(row, summaries, run_ids, errors, seeds)
+        earlier = earlier_rows(out_dir, grid_rows, base, overrides, study)  # re-read: another runner may have written
+        table["rows"] = [fresh.get(r.name) or earlier[r.name] for r in grid_rows if r.name in fresh or r.name in earlier]
         save_table(table, out_dir)
     log_table_to_wandb(table, out_dir, wandb, study)
     print(markdown(table))
     return table
+
+
+def earlier_rows(out_dir: Path, grid_rows: list[Row], base: dict, overrides: Optional[dict], study: str) -> dict:
+    """Rows of the study's existing table that this invocation keeps (``--rows`` runs a subset): those the grid
+    still has whose runs are the runs this configuration would make (same run-id key). Read before every write,
+    so that two runners of one study (``--rows`` split between processes) keep each other's rows."""
+    from ttfs_lab.report.records import load_ablation
+
+    keys = {r.name: f"{study}-{r.key(base, overrides)}-s" for r in grid_rows}
+    kept = {}
+    for row in load_ablation(out_dir).get("rows", []):
+        name, runs = row.get("row"), row.get("runs") or []
+        if name in keys and runs and all(str(run).startswith(keys[name]) for run in runs):
+            kept[name] = row
+    return kept
 
 
 def aggregate(row: Row, summaries: list[dict], run_ids: list[str], errors: list[str], seeds: int) -> dict:

@@ -16,6 +16,7 @@ commands:
   sweep      Optuna search (see ttfs-lab sweep --help)
   ablate     ablation grid (see ttfs-lab ablate --help)
   compare    offline HTML dashboard of run records (see ttfs-lab compare --help)
+  paired     two ablation rows compared seed by seed, paired t-tests (see ttfs-lab paired --help)
   bench      speed / memory benchmark (see ttfs-lab bench --help)
 
 fit/validate/test accept dotted overrides, e.g. --model.T 16 --trainer.max_epochs 3; --print_config shows all."""
@@ -62,6 +63,10 @@ def _dispatch(command: str, rest: list[str]) -> int:
         from ttfs_lab.report import main as compare_main
 
         return compare_main(rest)
+    if command == "paired":
+        from ttfs_lab.report.paired import main as paired_main
+
+        return paired_main(rest)
     if command == "bench":
         from ttfs_lab.bench import main as bench_main
 
@@ -69,7 +74,7 @@ def _dispatch(command: str, rest: list[str]) -> int:
         return 0
     from ttfs_lab.errors import ConfigError
 
-    raise ConfigError(f"unknown command {command!r}; choose one of: fit, validate, test, sweep, ablate, compare, bench")
+    raise ConfigError(f"unknown command {command!r}; choose one of: fit, validate, test, sweep, ablate, compare, paired, bench")
 
 
 if __name__ == "__main__":
