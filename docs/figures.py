@@ -3,6 +3,8 @@
 Learning curves (validation accuracy and training loss per epoch) of the runs of a study, one line per ablation
 row and seed, read from ``runs/<run-id>/metrics.jsonl`` and ``meta.json`` through ``ttfs_lab.report``. Only the
 runs the study's current table lists are drawn (older runs of an edited config stay in ``runs/`` unlisted).
+Accuracy vs the step at which inference stops (``test/acc_vs_step``), mean ± std over a row's seeds, for the
+decoders of the shallow study.
 """
 
 from __future__ import annotations
@@ -51,6 +53,36 @@ def curves(folders: list[str], out: Path, title: str) -> None:
     print(f"wrote {out} ({len(runs)} runs)")
 
 
+STOP_STEP_ROWS = {"+twd": "TWD (spikes + potential at the decision)", "+affine": "first-spike readout",
+                  "framework_twd_membrane": "TWD over the output potentials", "framework_membrane": "potential at T",
+                  "naive": "naive TTFS network (potential at T)"}
+
+
+def stop_step_curves(runs_dir: str, study: str, out: Path, title: str) -> None:
+    """Test accuracy when inference stops after step k, mean ± std over each row's seeds (``STOP_STEP_ROWS``)."""
+    import numpy as np
+
+    table = json.loads((Path(runs_dir) / "ablations" / study / "table.json").read_text())
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for row in table["rows"]:
+        if row["row"] not in STOP_STEP_ROWS:
+            continue
+        curves = [load_run(Path(runs_dir) / r).summary.get("test/acc_vs_step") for r in row["runs"]]
+        curves = np.array([c for c in curves if c]) * 100
+        if not len(curves):
+            continue
+        steps = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(0), curves.std(0, ddof=1) if len(curves) > 1 else 0 * curves[0]
+        ax.plot(steps, mean, marker="o", label=f"{STOP_STEP_ROWS[row['row']]} ({len(curves)} seeds)")
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    ax.set(xlabel="inference stops after step", ylabel="test accuracy (%)", title=title, ylim=(60, 90))
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs")
@@ -61,6 +93,8 @@ def main() -> None:
            "9- and 15-layer TTFS stacks, Fashion-MNIST")
     curves(table_runs(args.runs, "reproduce-fashion_mnist-lr3e-3", seed="0"), out / "ablation_curves.png",
            "Table 4 ladder, Fashion-MNIST, lr 3e-3, seed 0")
+    stop_step_curves(args.runs, "reproduce-fashion_mnist-lr3e-3", out / "stop_step_curves.png",
+                     "Decoders of the full framework's training, Fashion-MNIST")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def test_reference_rows_are_complete_settings_of_their_own(tmp_path):
 def test_shipped_grid_has_the_naive_reference_and_the_depth_grid_differs_only_in_init_and_norm():
     rows, _ = load_grid(GRID)
     refs = {r.name: r for r in rows if r.kind == "reference"}
-    assert sorted(refs) == ["framework_membrane", "naive"]
+    assert sorted(refs) == ["framework_membrane", "framework_twd_membrane", "naive"]
     naive = refs["naive"].overrides
     assert naive["model.decoder"] == "membrane" and naive["model.norm"] is False
     # framework_membrane: the full framework's training with the naive row's readout, nothing else changed
@@ -110,15 +110,20 @@ def test_shipped_grid_has_the_naive_reference_and_the_depth_grid_differs_only_in
     membrane = refs["framework_membrane"].overrides
     assert {k for k in full if full[k] != membrane.get(k)} == {"model.decoder"}
     assert membrane["model.decoder"] == naive["model.decoder"]
+    twd_membrane = refs["framework_twd_membrane"].overrides
+    assert {k for k in full if full[k] != twd_membrane.get(k)} == {"model.decoder"}
     depth, _ = load_grid(GRID.parent / "ablation_depth.yaml")
     by_spec: dict = {}
     for r in depth:
         by_spec.setdefault(r.overrides["model.spec"], []).append(r)
     assert all(sum(t.startswith(("c", "fc")) for t in spec.split("-")) >= 8 for spec in by_spec)
-    for group in by_spec.values():  # within one stack, only init and normalization differ
+    for group in by_spec.values():  # within one stack and readout, only init and normalization differ
+        group = [r for r in group if r.overrides.get("model.decoder") is None]
         differing = {k for r in group for k in r.overrides if len({str(o.overrides.get(k)) for o in group}) > 1}
         assert differing <= {"model.init", "model.init_gain", "model.norm", "model.affine"}
         assert "model.init" in differing
+    twdm = [r for r in depth if r.overrides.get("model.decoder") == "twd_membrane"]
+    assert {r.overrides["model.init"] for r in twdm} == {"ettfs", "kaiming"}
 
 
 def test_run_keys_follow_the_resolved_configuration_not_only_the_row_settings():

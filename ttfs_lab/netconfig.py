@@ -36,7 +36,7 @@ class NetConfig:
             (``DEFAULT_SPECS``).
         T: time steps (for event data the DataModule's ``frames`` replaces it).
         encoder: direct | latency | frames; None = direct, or frames for event data.
-        decoder: twd | first_spike | count | membrane (docs/method.md section 4).
+        decoder: twd | first_spike | count | membrane | twd_membrane (docs/method.md section 4).
         logit_scale: kappa; None = the decoder's default.
         learnable_scale: make kappa a parameter.
         twd_weights: linear | exponential | learnable: TWD's weights over time.

@@ -49,7 +49,7 @@ def test_twd_gradient_rewards_earlier_spikes_of_the_target():
 
 
 def test_unknown_decoder_lists_choices():
-    with pytest.raises(ValueError, match="unknown decoder 'rate'; choose one of: count, first_spike, membrane, twd"):
+    with pytest.raises(ValueError, match="unknown decoder 'rate'; choose one of: count, first_spike, membrane, twd, twd_membrane"):
         build_decoder("rate", 4)
 
 
@@ -119,3 +119,26 @@ def test_twd_potential_gives_every_class_a_gradient_at_the_decision():
 def test_twd_without_potential_when_it_needs_one_is_an_error():
     with pytest.raises(ValueError, match="membrane potential"):
         build_decoder("twd", 4)(spikes_at(4, [1, None]))
+
+
+@pytest.mark.parametrize("weights", ["linear", "exponential"])
+def test_twd_membrane_counts_each_current_by_its_arrival(weights):
+    """sum_t w_t V[t] / sum_t w_t = sum_s I[s] (sum_{t >= s} w_t) / sum_t w_t: earlier currents count more."""
+    T = 5
+    dec = build_decoder("twd_membrane", T, twd_weights=weights, twd_decay=0.7)
+    assert not dec.spiking
+    currents = torch.randn(T, 2, 3, dtype=torch.float64)
+    w = dec.fixed_weights.double()
+    per_current = w.flip(0).cumsum(0).flip(0) / w.sum()  # sum_{t >= s} w_t / sum w
+    assert per_current[0] == 1 and (per_current[1:] < per_current[:-1]).all()
+    expected = (currents * per_current.view(-1, 1, 1)).sum(0)
+    torch.testing.assert_close(dec(currents), expected)
+    # the same current one step later is worth less
+    early, late = torch.zeros(T, 1, 2), torch.zeros(T, 1, 2)
+    early[1, 0, 0] = late[2, 0, 0] = 1.0
+    assert dec(early)[0, 0] > dec(late)[0, 0]
+
+
+def test_twd_membrane_rejects_learnable_weights():
+    with pytest.raises(ValueError, match="twd_membrane"):
+        build_decoder("twd_membrane", 4, twd_weights="learnable")

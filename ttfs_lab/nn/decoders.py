@@ -113,6 +113,29 @@ class MembraneDecoder(Decoder):
         return out.cumsum(0) * self.scale
 
 
+@DECODERS.register("twd_membrane")
+class WeightedMembraneDecoder(MembraneDecoder):
+    """TWD over a non-spiking output layer (docs/method.md section 4, the second reading): the temporal outputs
+    are the output potentials V[t], aggregated with the strictly decreasing TWD weights,
+
+        logits after step k = kappa sum_{t <= k} w_t V_c[t] / sum_{t <= T} w_t.
+
+    Written in the currents, sum_t w_t V[t] = sum_s I[s] sum_{t >= s} w_t: a current counts more the earlier it
+    arrives, so the layers below are pushed to fire early. Like the membrane readout it has no decision before T;
+    its latency is the accuracy when stopping after step k."""
+
+    def __init__(self, T: int, scale: float = 1.0, learnable_scale: bool = False, weights: str = "linear",
+                 decay: float = 0.8) -> None:
+        super().__init__(T, scale, learnable_scale)
+        if weights == "learnable":
+            raise ValueError("model.twd_weights=learnable is not available for decoder twd_membrane; use linear or exponential")
+        self.register_buffer("fixed_weights", decoding.twd_weights(T, weights, decay))
+
+    def partial_logits(self, out: Tensor, potential: Optional[Tensor] = None) -> Tensor:
+        w = self.fixed_weights.to(out.dtype)
+        return (out.cumsum(0) * w.view(-1, 1, 1)).cumsum(0) * (self.scale / w.sum())
+
+
 def build_decoder(name: str, T: int, scale: float | None = None, learnable_scale: bool = False,
                   twd_weights: str = "linear", twd_decay: float = 0.8, twd_potential: float = 0.1,
                   theta: float = 1.0) -> Decoder:
@@ -120,4 +143,6 @@ def build_decoder(name: str, T: int, scale: float | None = None, learnable_scale
     kwargs = {} if scale is None else {"scale": scale}
     if cls is TemporalWeightingDecoder:
         kwargs.update(weights=twd_weights, decay=twd_decay, potential=twd_potential, theta=theta)
+    elif cls is WeightedMembraneDecoder:
+        kwargs.update(weights=twd_weights, decay=twd_decay)
     return cls(T, learnable_scale=learnable_scale, **kwargs)
