@@ -75,7 +75,7 @@ def stop_step_curves(runs_dir: str, study: str, out: Path, title: str) -> None:
         mean, std = curves.mean(0), curves.std(0, ddof=1) if len(curves) > 1 else 0 * curves[0]
         ax.plot(steps, mean, marker="o", label=f"{STOP_STEP_ROWS[row['row']]} ({len(curves)} seeds)")
         ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    ax.set(xlabel="inference stops after step", ylabel="test accuracy (%)", title=title, ylim=(60, 90))
+    ax.set(xlabel="inference stops after step", ylabel="test accuracy (%)", title=title, ylim=(0, 92))
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

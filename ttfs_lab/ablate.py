@@ -55,6 +55,11 @@ def config_key(resolved: dict) -> str:
     return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def run_id(study: str, key: str, seed: int | str) -> str:
+    """The id of a row's run: study, configuration key, seed (``seed=""`` gives the prefix of all its seeds)."""
+    return f"{study}-{key}-s{seed}"
+
+
 def load_grid(path) -> tuple[list[Row], int]:
     """The rows of an ablation grid file and its default number of seeds."""
     grid = load_yaml(path)
@@ -110,13 +115,13 @@ def run_ablation(dataset: str, grid: str = "configs/ablation.yaml", config: Opti
         resolved = row.config(base, overrides)
         key = config_key(resolved)
         for seed in range(seeds):
-            run_id = f"{study}-{key}-s{seed}"
-            run_ids.append(run_id)
+            rid = run_id(study, key, seed)
+            run_ids.append(rid)
             if (key, seed) not in done:
                 cfg = apply(resolved, {
-                    "seed_everything": seed, "run.id": run_id, "run.group": study, "run.dir": runs_dir,
+                    "seed_everything": seed, "run.id": rid, "run.group": study, "run.dir": runs_dir,
                     "run.wandb": wandb, "run.tags": ["ablation", f"row:{row.name}", f"seed:{seed}"]})
-                print(f"[ablation {study}] row {row.name} seed {seed}: run {run_id}", flush=True)
+                print(f"[ablation {study}] row {row.name} seed {seed}: run {rid}", flush=True)
                 try:
                     done[(key, seed)] = train(cfg)
                 except Exception as err:  # a failed row must not stop the others
@@ -140,7 +145,7 @@ def earlier_rows(out_dir: Path, grid_rows: list[Row], base: dict, overrides: Opt
     so that two runners of one study (``--rows`` split between processes) keep each other's rows."""
     from ttfs_lab.report.records import load_ablation
 
-    keys = {r.name: f"{study}-{r.key(base, overrides)}-s" for r in grid_rows}
+    keys = {r.name: run_id(study, r.key(base, overrides), "") for r in grid_rows}
     kept = {}
     for row in load_ablation(out_dir).get("rows", []):
         name, runs = row.get("row"), row.get("runs") or []

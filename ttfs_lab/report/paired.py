@@ -40,18 +40,17 @@ class Paired:
 
 
 def paired_t(diffs: list[float]) -> tuple[Optional[float], Optional[float]]:
-    """Paired t statistic and two-sided p of per-seed differences (None for fewer than 2 seeds; p = 1 when every
-    difference is 0, p = 0 when they are equal and nonzero)."""
-    n = len(diffs)
-    if n < 2:
+    """Paired t statistic and two-sided p of per-seed differences (scipy's one-sample t-test against 0; None for
+    fewer than 2 seeds; p = 1 when every difference is 0, p = 0 when they are equal and nonzero)."""
+    if len(diffs) < 2:
         return None, None
-    mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
-    if sd == 0:
+    if statistics.stdev(diffs) == 0:
+        mean = statistics.fmean(diffs)
         return (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
     from scipy import stats
 
-    t = mean / (sd / math.sqrt(n))
-    return t, float(2 * stats.t.sf(abs(t), n - 1))
+    result = stats.ttest_1samp(diffs, 0.0)
+    return float(result.statistic), float(result.pvalue)
 
 
 def compare_figure(name: str, a: list[float], b: list[float]) -> Paired:
@@ -111,15 +110,12 @@ def find_row(table: dict, name: str) -> dict:
 
 
 def markdown(label_a: str, label_b: str, results: list[Paired]) -> str:
-    def num(v: Optional[float], digits: int) -> str:
-        return "-" if v is None else f"{v:.{digits}g}" if digits < 0 else f"{v:.{digits}f}"
-
     lines = [f"A = {label_a}, B = {label_b}; paired by seed over {results[0].n} seeds", "",
              "| figure | A (mean ± std) | B (mean ± std) | A - B | paired t | p | seeds A > B |",
              "|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r.figure} | {r.a_mean:.2f} ± {r.a_std:.2f} | {r.b_mean:.2f} ± {r.b_std:.2f} | "
-                     f"{r.diff:+.2f} | {num(r.t, 2)} | {'-' if r.p is None else f'{r.p:.2g}'} | {r.wins}/{r.n} |")
+                     f"{r.diff:+.2f} | {'-' if r.t is None else f'{r.t:.2f}'} | {'-' if r.p is None else f'{r.p:.2g}'} | {r.wins}/{r.n} |")
     return "\n".join(lines)
 
 
