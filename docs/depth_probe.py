@@ -25,7 +25,8 @@ import torch
 import yaml
 
 TABLE = Path("runs/ablations/reproduce-fashion_mnist-depth/table.json")
-ROWS = ("deep15_ettfs_norm_affine", "deep15_ettfs_norm_affine_alpha2", "deep15_kaiming_norm_affine_alpha2")
+ROWS = ("deep15_ettfs_norm_affine", "deep15_kaiming_norm_affine", "deep15_ettfs_norm_affine_alpha2",
+        "deep15_kaiming_norm_affine_alpha2")
 
 
 def table_rows(names=ROWS, table: Path = TABLE) -> dict[str, list[str]]:

@@ -113,11 +113,13 @@ def test_shipped_grid_has_the_naive_reference_and_the_depth_grid_differs_only_in
     twd_membrane = refs["framework_twd_membrane"].overrides
     assert {k for k in full if full[k] != twd_membrane.get(k)} == {"model.decoder"}
     depth, _ = load_grid(GRID.parent / "ablation_depth.yaml")
-    by_stack: dict = {}  # (spec, surrogate alpha) -> rows
+    by_stack: dict = {}  # (spec, surrogate alpha, Adam's eps) -> rows
     for r in depth:
-        by_stack.setdefault((r.overrides["model.spec"], r.overrides.get("model.alpha")), []).append(r)
-    assert all(sum(t.startswith(("c", "fc")) for t in spec.split("-")) >= 8 for spec, _ in by_stack)
-    assert {alpha for _, alpha in by_stack} == {None, 2.0}  # the default surrogate and the broader one
+        key = (r.overrides["model.spec"], r.overrides.get("model.alpha"), r.overrides.get("model.adam_eps"))
+        by_stack.setdefault(key, []).append(r)
+    assert all(sum(t.startswith(("c", "fc")) for t in spec.split("-")) >= 8 for spec, _, _ in by_stack)
+    assert {alpha for _, alpha, _ in by_stack} == {None, 2.0}  # the default surrogate and the broader one
+    assert {eps for _, _, eps in by_stack} == {None, 1e-16}  # torch's Adam eps and one below the deep gradients
     for group in by_stack.values():  # within one stack, surrogate and readout, only init and normalization differ
         group = [r for r in group if r.overrides.get("model.decoder") is None]
         differing = {k for r in group for k in r.overrides if len({str(o.overrides.get(k)) for o in group}) > 1}

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ttfs_lab.errors import NonFiniteLossError
+from ttfs_lab.errors import ConfigError, NonFiniteLossError
 from ttfs_lab.module import TTFSClassifier
 
 
@@ -38,6 +38,31 @@ def test_fused_optimizer_takes_the_same_step_as_the_loop(name):
     assert moved > 0
     for fused_step, loop_step in zip(*steps):
         torch.testing.assert_close(fused_step, loop_step, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_eps_decides_whether_a_tiny_gradient_moves_the_weights(name):
+    """A 1e-10 gradient (what reaches a deep stack's first layer through silent layers): under torch's eps 1e-8
+    Adam's first step is about lr / 100; under 1e-16 it is the full lr."""
+    moves = {}
+    for eps in (1e-8, 1e-16):
+        module = _module(optimizer=name, lr=0.01, adam_eps=eps)
+        opt = module.configure_optimizers()
+        assert opt.defaults["eps"] == eps
+        weight = next(p for p in module.parameters() if p.dim() == 4)  # the first convolution's kernel
+        for p in module.parameters():
+            p.grad = torch.full_like(p, 1e-10)
+        before = weight.detach().clone()
+        opt.step()
+        moves[eps] = (weight.detach() - before).abs().max().item()
+    assert moves[1e-8] == pytest.approx(0.01 / 101, rel=0.05)
+    assert moves[1e-16] == pytest.approx(0.01, rel=0.05)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-8, float("nan")])
+def test_a_non_positive_adam_eps_is_a_config_error(eps):
+    with pytest.raises(ConfigError, match="model.adam_eps"):
+        _module(adam_eps=eps)
 
 
 def test_optimizer_is_not_fused_where_lightning_must_unscale_before_clipping():

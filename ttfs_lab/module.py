@@ -40,6 +40,9 @@ class TTFSClassifier(L.LightningModule):
 
     Args:
         optimizer: adam | adamw | sgd. lr, weight_decay, momentum (sgd): its settings.
+        adam_eps: Adam's (and AdamW's) epsilon, added to the root of the second moment. Torch's 1e-8 swallows the
+            gradients that reach a deep TTFS stack's first layers through silent layers (1e-10 at init in the
+            15-layer Kaiming stack; docs/method.md section 2): 1e-16 lets them through.
         fused_optimizer: one fused kernel for the whole optimizer step (torch's ``fused=True``, CPU and CUDA: the
             same update, rounded differently; about 10x faster than the per-parameter loop for the MNIST network
             on CPU). Turned off by itself where Lightning refuses it (16-mixed with gradient clipping).
@@ -58,7 +61,7 @@ class TTFSClassifier(L.LightningModule):
 
     def __init__(self, dataset: str = "mnist5k", input_shape: tuple[int, int, int] = (1, 28, 28),
                  num_classes: int = 10, frames: Optional[int] = None, optimizer: str = "adam", lr: float = 1e-3,
-                 weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
+                 adam_eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
                  warmup_epochs: float = 0.0, label_smoothing: float = 0.0, compile: bool = False,
                  fused_optimizer: bool = True, ettfs_calibrate: str = "unnormalized", calibrate_mean: float = 0.5,
                  calibrate_std: float = 1.0, energy_ac_pj: float = E_AC_PJ, energy_mac_pj: float = E_MAC_PJ,
@@ -69,6 +72,9 @@ class TTFSClassifier(L.LightningModule):
         check_choice("model.schedule", schedule, SCHEDULES)
         if lr <= 0:
             raise ConfigError(f"model.lr={lr} is not valid; use a positive learning rate")
+        if not adam_eps > 0:
+            raise ConfigError(f"model.adam_eps={adam_eps} is not valid; use a positive epsilon (torch's 1e-8, or "
+                              "1e-16 for deep stacks)")
         for key, value in (("energy_ac_pj", energy_ac_pj), ("energy_mac_pj", energy_mac_pj)):
             if value < 0:
                 raise ConfigError(f"model.{key}={value} is not valid; use an energy in pJ >= 0 (e.g. the default "
@@ -226,6 +232,8 @@ class TTFSClassifier(L.LightningModule):
         kwargs = {"lr": h.lr, "weight_decay": h.weight_decay}
         if h.optimizer == "sgd":
             kwargs["momentum"] = h.momentum
+        else:
+            kwargs["eps"] = h.adam_eps
         opt = OPTIMIZERS[h.optimizer](self.parameters(), fused=self._fuse_optimizer(), **kwargs)
         if h.schedule == "constant" and h.warmup_epochs == 0:
             return opt
