@@ -7,7 +7,7 @@ regression fitted on the first half and scored on the second (``ttfs_lab/probe.p
 accuracy, fired fraction and mean first-spike step, mean over the row's runs; at init also the largest bias
 gradient on the first 64 images (what reaches a layer through silent layers).
 
-    python docs/depth_probe.py                     # the rows of ROWS, from the depth study's table (~10 min, 1 core)
+    python docs/depth_probe.py                     # the rows of ROWS, from the depth study's table (~40 min, 1 core)
     python docs/depth_probe.py --render            # rewrite the .md from the .json
     python docs/depth_probe.py --row a=runs/x,runs/y --images 2000 --out /tmp/probe
 """
@@ -25,8 +25,8 @@ import torch
 import yaml
 
 TABLE = Path("runs/ablations/reproduce-fashion_mnist-depth/table.json")
-ROWS = ("deep15_ettfs_norm_affine", "deep15_kaiming_norm_affine", "deep15_ettfs_norm_affine_alpha2",
-        "deep15_kaiming_norm_affine_alpha2")
+ROWS = ("deep15_ettfs_norm_affine", "deep15_kaiming_norm_affine", "deep15_ettfs_norm_affine_eps16",
+        "deep15_kaiming_norm_affine_eps16", "deep15_ettfs_norm_affine_alpha2", "deep15_kaiming_norm_affine_alpha2")
 
 
 def table_rows(names=ROWS, table: Path = TABLE) -> dict[str, list[str]]:
