@@ -83,18 +83,56 @@ def stop_step_curves(runs_dir: str, study: str, out: Path, title: str) -> None:
     print(f"wrote {out}")
 
 
+DEPTH15_ROWS = ("deep15_ettfs_norm_affine", "deep15_kaiming_norm_affine", "deep15_ettfs_norm_affine_eps16",
+                "deep15_kaiming_norm_affine_eps16", "deep15_ettfs_norm_affine_alpha2",
+                "deep15_kaiming_norm_affine_alpha2", "deep15_ettfs_norm_affine_alpha2_eps16",
+                "deep15_kaiming_norm_affine_alpha2_eps16")
+
+
+def row_mean_curves(runs_dir: str, study: str, rows: tuple[str, ...], out: Path, title: str) -> None:
+    """Validation accuracy per epoch, mean ± std over each row's seeds, one line per row of ``rows``."""
+    import numpy as np
+
+    table = {r["row"]: r["runs"] for r in json.loads((Path(runs_dir) / "ablations" / study / "table.json").read_text())["rows"]}
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name in (r for r in rows if r in table):
+        runs = [load_run(Path(runs_dir) / r) for r in table[name]]
+        acc = np.array([[100 * e["val/acc"] for e in run.epochs if "val/acc" in e] for run in runs])
+        epochs = np.arange(1, acc.shape[1] + 1)
+        std = acc.std(0, ddof=1) if len(acc) > 1 else 0 * acc[0]
+        style = "-" if "ettfs" in name else "--"
+        ax.errorbar(epochs, acc.mean(0), yerr=std, linestyle=style, marker="o", capsize=3,
+                    label=f"{name.removeprefix('deep15_')} ({len(acc)} seeds)")
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title, xticks=epochs)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+FIGURES = ("depth", "depth15", "ablation", "stop_step")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="docs/figures")
+    parser.add_argument("--only", nargs="+", choices=FIGURES, default=FIGURES, help="the figures to draw")
     args = parser.parse_args()
     out = Path(args.out)
-    curves(table_runs(args.runs, "reproduce-fashion_mnist-depth"), out / "depth_curves.png",
-           "9- and 15-layer TTFS stacks, Fashion-MNIST")
-    curves(table_runs(args.runs, "reproduce-fashion_mnist-lr3e-3", seed="0"), out / "ablation_curves.png",
-           "Table 4 ladder, Fashion-MNIST, lr 3e-3, seed 0")
-    stop_step_curves(args.runs, "reproduce-fashion_mnist-lr3e-3", out / "stop_step_curves.png",
-                     "Decoders of the full framework's training, Fashion-MNIST")
+    if "depth" in args.only:
+        curves(table_runs(args.runs, "reproduce-fashion_mnist-depth"), out / "depth_curves.png",
+               "9- and 15-layer TTFS stacks, Fashion-MNIST")
+    if "depth15" in args.only:
+        row_mean_curves(args.runs, "reproduce-fashion_mnist-depth", DEPTH15_ROWS, out / "depth15_curves.png",
+                        "15 TTFS layers: init x surrogate alpha x Adam eps, Fashion-MNIST")
+    if "ablation" in args.only:
+        curves(table_runs(args.runs, "reproduce-fashion_mnist-lr3e-3", seed="0"), out / "ablation_curves.png",
+               "Table 4 ladder, Fashion-MNIST, lr 3e-3, seed 0")
+    if "stop_step" in args.only:
+        stop_step_curves(args.runs, "reproduce-fashion_mnist-lr3e-3", out / "stop_step_curves.png",
+                         "Decoders of the full framework's training, Fashion-MNIST")
 
 
 if __name__ == "__main__":
