@@ -25,8 +25,8 @@ import torch
 import yaml
 
 TABLE = Path("runs/ablations/reproduce-fashion_mnist-depth/table.json")
-ROWS = ("deep15_ettfs_norm_affine", "deep15_kaiming_norm_affine", "deep15_ettfs_norm_affine_eps16",
-        "deep15_kaiming_norm_affine_eps16", "deep15_ettfs_norm_affine_alpha2", "deep15_kaiming_norm_affine_alpha2")
+ROWS = ("deep15_ettfs_norm_affine_alpha2", "deep15_kaiming_norm_affine_alpha2", "deep15_ettfs_norm_affine_eps16",
+        "deep15_kaiming_norm_affine_eps16", "deep15_ettfs_norm_affine", "deep15_kaiming_norm_affine")
 
 
 def table_rows(names=ROWS, table: Path = TABLE) -> dict[str, list[str]]:
@@ -65,10 +65,15 @@ def classifiers(run_dir: Path):
 
 def probe_network(net, x, y) -> dict[str, dict[str, float]]:
     """Layer -> probe accuracy (%), fired fraction, mean first-spike step."""
-    from ttfs_lab.probe import first_spike_codes, firing, probe_accuracy
+    from ttfs_lab.probe import first_spike_codes, firing, inputs_seen, probe_accuracy
 
     codes = first_spike_codes(net, x)
-    return {name: {"probe": 100 * probe_accuracy(code, y), **firing(code, net.T)} for name, code in codes.items()}
+    layers = {name: {"probe": 100 * probe_accuracy(code, y), **firing(code, net.T)} for name, code in codes.items()}
+    names = list(codes)
+    for previous, name in zip(names, names[1:]):  # fc after fc: every input reaches every unit at its own step
+        if "_fc" in previous and "_fc" in name:
+            layers[name]["seen"] = inputs_seen(codes[previous], codes[name], net.T)
+    return layers
 
 
 def bias_gradients(model, x, y) -> dict[str, float]:
@@ -95,13 +100,21 @@ def mean_layers(results: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def measure(rows: dict[str, list[str]], images: int) -> dict:
+def measure(rows: dict[str, list[str]], images: int, out: Path) -> dict:
+    """Probe every row, writing ``out``.json after each; a row already there (same runs, same images) is kept, so
+    a killed measurement resumes where it stopped."""
     from ttfs_lab.probe import probe_accuracy
 
     x, y = test_images(images)
+    path = out.with_suffix(".json")
+    old = json.loads(path.read_text()) if path.exists() else {}
     record = {"images": images, "fit": images // 2, "host": platform.node(), "torch": torch.__version__,
               "input_probe": 100 * probe_accuracy(x.flatten(1), y), "rows": {}}
     for name, run_dirs in rows.items():
+        kept = old.get("rows", {}).get(name)
+        if old.get("images") == images and kept and kept["runs"] == run_dirs:
+            record["rows"][name] = kept
+            continue
         start = time.time()
         trained, initial = [], []
         for run_dir in run_dirs:
@@ -112,6 +125,7 @@ def measure(rows: dict[str, list[str]], images: int) -> dict:
                 initial[-1][layer]["bias_grad"] = grad
         record["rows"][name] = {"runs": run_dirs, "trained": mean_layers(trained), "init": mean_layers(initial),
                                 "wall_s": round(time.time() - start, 1)}
+        path.write_text(json.dumps(record, indent=1) + "\n")
         print(f"{name}: {time.time() - start:.0f} s", flush=True)
     return record
 
@@ -120,15 +134,18 @@ def render(record: dict) -> str:
     lines = [f"Linear probe of each TTFS layer's first-spike steps (`python docs/depth_probe.py`): fitted on "
              f"{record['fit']} Fashion-MNIST test images, scored on the next {record['images'] - record['fit']}; "
              f"mean over each row's runs (± std of the probe). The input pixels score "
-             f"{record['input_probe']:.1f} %.", ""]
+             f"{record['input_probe']:.1f} %. Inputs seen at firing (fc after fc): the fraction of the previous "
+             "layer's spikes that have arrived when a unit fires (`ttfs_lab.probe.inputs_seen`).", ""]
     for name, row in record["rows"].items():
         lines += [f"### {name} ({len(row['runs'])} runs)", "",
                   "| layer | at init: probe (%) | fired | max bias gradient | trained: probe (%) | fired | "
-                  "mean first-spike step |", "|---|---|---|---|---|---|---|"]
+                  "mean first-spike step | inputs seen at firing |", "|---|---|---|---|---|---|---|---|"]
         for layer, t in row["trained"].items():
             i = row["init"][layer]
+            seen = _step(t["seen"]) if "seen" in t else ""
             lines.append(f"| {layer} | {i['probe']:.1f} | {i['fired']:.3f} | {i['bias_grad']:.1e} "
-                         f"| {t['probe']:.1f} ± {t['probe_std']:.1f} | {t['fired']:.3f} | {_step(t['mean_step'])} |")
+                         f"| {t['probe']:.1f} ± {t['probe_std']:.1f} | {t['fired']:.3f} | {_step(t['mean_step'])} "
+                         f"| {seen} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -159,8 +176,7 @@ def main() -> None:
         record = json.loads(out.with_suffix(".json").read_text())
     else:
         torch.set_num_threads(1)
-        record = measure(parse_rows(args.row) if args.row else table_rows(), args.images)
-        out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+        record = measure(parse_rows(args.row) if args.row else table_rows(), args.images, out)
     out.with_suffix(".md").write_text(render(record) + "\n")
     print(out.with_suffix(".md"))
 

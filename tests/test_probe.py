@@ -1,6 +1,8 @@
 """Linear probes of each TTFS layer's first-spike steps: the codes match the recorded spikes, the probe reads what
 the code carries and nothing it does not."""
 
+import math
+
 import pytest
 import torch
 
@@ -61,3 +63,15 @@ def test_probe_accuracies_keeps_the_networks_layer_order():
     labels = torch.arange(20) % 2
     codes = {"b": labels[:, None].to(torch.uint8), "a": torch.zeros(20, 1, dtype=torch.uint8)}
     assert list(probe_accuracies(codes, labels)) == ["b", "a"]
+
+
+def test_inputs_seen_counts_the_input_spikes_before_each_units_first_spike():
+    from ttfs_lab.probe import inputs_seen
+
+    T = 4
+    code_in = torch.tensor([[0, 1, 2, T], [3, 3, 3, 3]])  # sample 0: three inputs fire, at steps 0, 1, 2
+    code_out = torch.tensor([[1, T], [0, 3]])             # sample 1: every input at the last step
+    # sample 0: the unit at step 1 has seen 2 of 3 (the silent one is left out); sample 1: 0 of 4, then 4 of 4
+    assert inputs_seen(code_in, code_out, T) == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert math.isnan(inputs_seen(code_in, torch.full((2, 2), T), T))  # no unit fired
+    assert inputs_seen(code_in, torch.full((2, 2), T - 1), T) == 1.0

@@ -91,3 +91,16 @@ def firing(code: Tensor, T: int) -> dict[str, float]:
     fired = code < T
     mean_step = (code[fired].double().mean().item() + 1) if fired.any() else float("nan")
     return {"fired": fired.double().mean().item(), "mean_step": mean_step}
+
+
+def inputs_seen(code_in: Tensor, code_out: Tensor, T: int) -> float:
+    """When a unit fires, the fraction of its input layer's spikes (of the window) that have already arrived,
+    mean over the fired units of ``code_out`` and the samples (NaN if none fired). For a layer fully connected
+    to ``code_in`` (fc after fc): an input spike at step s reaches the unit at step s, and a unit committing at
+    step t has seen the inputs with s <= t; the rest it ignores (docs/method.md section 1). Codes are
+    ``first_steps`` ([B, units], T = silent)."""
+    counts = torch.nn.functional.one_hot(code_in.long(), T + 1)[..., :T].sum(1).cumsum(1)  # [B, T]: #inputs s <= t
+    total = counts[:, -1:].double()
+    fired = (code_out < T) & (total > 0)
+    seen = counts.gather(1, code_out.long().clamp(max=T - 1)).double() / total.clamp(min=1)
+    return seen[fired].mean().item() if fired.any() else float("nan")
