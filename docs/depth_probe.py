@@ -7,7 +7,7 @@ regression fitted on the first half and scored on the second (``ttfs_lab/probe.p
 accuracy, fired fraction and mean first-spike step, mean over the row's runs; at init also the largest bias
 gradient on the first 64 images (what reaches a layer through silent layers).
 
-    python docs/depth_probe.py                     # the rows of ROWS, from the depth study's table (~40 min, 1 core)
+    python docs/depth_probe.py                     # the rows of ROWS, from the depth study's table (~50 min, 1 core)
     python docs/depth_probe.py --render            # rewrite the .md from the .json
     python docs/depth_probe.py --row a=runs/x,runs/y --images 2000 --out /tmp/probe
 """
