@@ -2,8 +2,8 @@
 
 For each run's best checkpoint, and for the same network at init (the run's seed, before any update), every
 TTFS layer's first-spike steps on the first ``--images`` Fashion-MNIST test images are probed by a logistic
-regression fitted on the first half and scored on the second (``ttfs_lab/probe.py``; docs/method.md section 2,
-"Where the information goes"). The input pixels are probed the same way, as the reference. Per layer: probe
+regression fitted on the first half and scored on the second (``ttfs_lab/probe.py``; docs/results.md,
+"Depth: why 15 layers fail"). The input pixels are probed the same way, as the reference. Per layer: probe
 accuracy, fired fraction and mean first-spike step, mean over the row's runs; at init also the largest bias
 gradient on the first 64 images (what reaches a layer through silent layers).
 
@@ -142,15 +142,15 @@ def render(record: dict) -> str:
                   "mean first-spike step | inputs seen at firing |", "|---|---|---|---|---|---|---|---|"]
         for layer, t in row["trained"].items():
             i = row["init"][layer]
-            seen = _step(t["seen"]) if "seen" in t else ""
+            seen = _number(t["seen"]) if "seen" in t else ""
             lines.append(f"| {layer} | {i['probe']:.1f} | {i['fired']:.3f} | {i['bias_grad']:.1e} "
-                         f"| {t['probe']:.1f} ± {t['probe_std']:.1f} | {t['fired']:.3f} | {_step(t['mean_step'])} "
+                         f"| {t['probe']:.1f} ± {t['probe_std']:.1f} | {t['fired']:.3f} | {_number(t['mean_step'])} "
                          f"| {seen} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _step(value: float) -> str:
+def _number(value: float) -> str:
     return "-" if value != value else f"{value:.2f}"  # NaN: no unit fired
 
 

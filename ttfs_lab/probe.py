@@ -1,9 +1,9 @@
 """Linear probes of a TTFS network's layers: how much of the class each layer's first-spike times still carry.
 
 A TTFS unit commits at its first threshold crossing and ignores every input that arrives later
-(docs/method.md section 1), so a layer that fires before its inputs have arrived passes on less than they
-carried. The probe measures that loss layer by layer (docs/method.md section 2, "where the information goes"):
-each TTFS layer's code for an image is the vector of its units' first-spike steps (0 = the first step, T =
+(docs/method.md section 1), so a layer can pass on less than its inputs carried. The probe measures that loss
+layer by layer (docs/results.md, "Depth: why 15 layers fail"; ``inputs_seen`` how much of its input a layer has
+received when it fires): each TTFS layer's code for an image is the vector of its units' first-spike steps (0 = the first step, T =
 silent); a multinomial logistic regression (scikit-learn) fitted on one half of the images is scored on the
 other half. A layer that keeps the class decodable scores as the input does; a silent layer scores chance.
 
@@ -19,16 +19,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .functional.decoding import first_spike_steps
 from .nn.neuron import TTFSNeuron
 
 
 def first_steps(spikes: Tensor) -> Tensor:
     """``[T, B, ...]`` spikes -> ``[B, units]``: the number of steps before each unit's first spike (T when silent),
-    the convention of ``spike_summary``'s histogram."""
-    T = spikes.shape[0]
-    fired = (spikes > 0).flatten(2)  # [T, B, units]
-    steps = torch.arange(T, device=spikes.device).view(T, 1, 1).expand_as(fired)
-    return torch.where(fired, steps, T).amin(0)
+    the convention of ``spike_summary``'s histogram (``first_spike_steps`` less one)."""
+    return first_spike_steps(spikes).flatten(1) - 1
 
 
 @torch.no_grad()
