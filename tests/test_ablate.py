@@ -102,7 +102,7 @@ def test_reference_rows_are_complete_settings_of_their_own(tmp_path):
 def test_shipped_grid_has_the_naive_reference_and_the_depth_grid_differs_only_in_init_and_norm():
     rows, _ = load_grid(GRID)
     refs = {r.name: r for r in rows if r.kind == "reference"}
-    assert sorted(refs) == ["framework_membrane", "framework_twd_membrane", "naive"]
+    assert sorted(refs) == ["framework_early", "framework_membrane", "framework_twd_membrane", "naive"]
     naive = refs["naive"].overrides
     assert naive["model.decoder"] == "membrane" and naive["model.norm"] is False
     # framework_membrane: the full framework's training with the naive row's readout, nothing else changed
@@ -112,6 +112,8 @@ def test_shipped_grid_has_the_naive_reference_and_the_depth_grid_differs_only_in
     assert membrane["model.decoder"] == naive["model.decoder"]
     twd_membrane = refs["framework_twd_membrane"].overrides
     assert {k for k in full if full[k] != twd_membrane.get(k)} == {"model.decoder"}
+    early = refs["framework_early"].overrides  # the full framework plus the per-step loss, nothing else changed
+    assert {k: v for k, v in early.items() if full.get(k) != v} == {"model.early_loss": 1.0}
     depth, _ = load_grid(GRID.parent / "ablation_depth.yaml")
     by_stack: dict = {}  # (spec, surrogate alpha, Adam's eps) -> rows
     for r in depth:

@@ -1,11 +1,13 @@
-"""The LightningModule's optimizer and its non-finite checks (ttfs_lab/module.py)."""
+"""The LightningModule's loss, its optimizer and its non-finite checks (ttfs_lab/module.py)."""
 
 from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ttfs_lab.errors import ConfigError, NonFiniteLossError
+from ttfs_lab.models import NetOutput
 from ttfs_lab.module import TTFSClassifier
 
 
@@ -116,3 +118,47 @@ def test_an_evaluation_epoch_holds_the_weights_and_training_releases_them(tmp_pa
     trainer.fit(module, DataLoader(data, batch_size=8), DataLoader(data, batch_size=8))
     assert held_during_validation == [True] * 4
     assert not any(s._holding or s._held_weight is not None for s in synapses)  # released after each epoch
+
+
+def _single_spikes(T: int, steps: list[int]) -> torch.Tensor:
+    """``[T, 1, K]`` output spikes: class c fires at 1-based step ``steps[c]`` (0: silent)."""
+    out = torch.zeros(T, 1, len(steps))
+    for c, step in enumerate(steps):
+        if step:
+            out[step - 1, 0, c] = 1.0
+    return out
+
+
+def test_early_loss_rewards_the_same_decision_made_earlier():
+    """Spike-only linear TWD is shift-invariant in time (the final loss cannot tell a decision at step 2 from the
+    same one at step 5); the per-step loss can: the earlier correct decision costs less."""
+    y = torch.tensor([0])
+    early, late = _single_spikes(8, [2, 4, 5]), _single_spikes(8, [5, 7, 8])
+    losses = {}
+    for lam in (0.0, 0.5, 1.0):
+        module = TTFSClassifier(spec="c4-ap-fc16-fc3", num_classes=3, T=8, decoder="twd", twd_potential=0.0,
+                                early_loss=lam)
+        loss = {name: module._loss(NetOutput(module.net.decoder(out), out, None), y).item()
+                for name, out in (("early", early), ("late", late))}
+        losses[lam] = loss
+    assert losses[0.0]["early"] == pytest.approx(losses[0.0]["late"], abs=1e-6)
+    assert losses[0.5]["early"] < losses[0.5]["late"] - 0.1
+    assert losses[1.0]["early"] < losses[1.0]["late"] - 0.1
+
+
+def test_early_loss_is_the_step_weighted_mean_of_the_per_step_cross_entropies():
+    module = _module(early_loss=1.0)
+    x, y = torch.rand(5, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4])
+    out = module.net(x)
+    partial = module.net.decoder.partial_logits(out.out, out.potential)
+    w = torch.tensor([4.0, 3.0, 2.0, 1.0]) / 4
+    expected = sum(w[k] * F.cross_entropy(partial[k], y) for k in range(4)) / w.sum()
+    assert module._loss(out, y).item() == pytest.approx(expected.item(), rel=1e-5)
+    module.hparams.early_loss = 0.0
+    assert module._loss(out, y).item() == pytest.approx(F.cross_entropy(out.logits, y).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("lam", [-0.1, 1.5, float("nan")])
+def test_an_early_loss_outside_zero_one_is_a_config_error(lam):
+    with pytest.raises(ConfigError, match="model.early_loss"):
+        _module(early_loss=lam)

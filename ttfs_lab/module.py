@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ttfs_lab.errors import ConfigError, NonFiniteLossError
 from ttfs_lab.energy import logged_figures
-from ttfs_lab.functional.decoding import decision_steps
+from ttfs_lab.functional.decoding import decision_steps, twd_weights
 from ttfs_lab.functional.ops import E_AC_PJ, E_MAC_PJ
 from ttfs_lab.metrics import DecisionLatency, SpikeStatistics, SynapticOperations
 from ttfs_lab.models import TTFSNet
@@ -48,6 +48,10 @@ class TTFSClassifier(L.LightningModule):
             on CPU). Turned off by itself where Lightning refuses it (16-mixed with gradient clipping).
         schedule: cosine (per step, after ``warmup_epochs`` of linear warm-up) | constant.
         label_smoothing: of the cross-entropy.
+        early_loss: lambda in [0, 1], the weight of the per-step loss: the loss is (1 - lambda) CE(logits) +
+            lambda sum_k w_k CE(logits had inference stopped after step k) / sum_k w_k, with TWD's linear weights
+            w_k = (T - k + 1) / T, so that a sample decided right earlier costs less (docs/method.md section 4,
+            "Encouraging earlier firing"). 0 (default): the final logits only.
         compile: ``torch.compile`` the network's forward.
         ettfs_calibrate: with ``init='ettfs'``, calibrate the TTFS units' membrane potentials on the first training
             batch before the first update (``ttfs_lab/nn/calibration.py``; docs/method.md section 2) to mean
@@ -62,7 +66,8 @@ class TTFSClassifier(L.LightningModule):
     def __init__(self, dataset: str = "mnist5k", input_shape: tuple[int, int, int] = (1, 28, 28),
                  num_classes: int = 10, frames: Optional[int] = None, optimizer: str = "adam", lr: float = 1e-3,
                  adam_eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.9, schedule: str = "cosine",
-                 warmup_epochs: float = 0.0, label_smoothing: float = 0.0, compile: bool = False,
+                 warmup_epochs: float = 0.0, label_smoothing: float = 0.0, early_loss: float = 0.0,
+                 compile: bool = False,
                  fused_optimizer: bool = True, ettfs_calibrate: str = "unnormalized", calibrate_mean: float = 0.5,
                  calibrate_std: float = 1.0, energy_ac_pj: float = E_AC_PJ, energy_mac_pj: float = E_MAC_PJ,
                  **net: Any) -> None:
@@ -79,6 +84,9 @@ class TTFSClassifier(L.LightningModule):
             if value < 0:
                 raise ConfigError(f"model.{key}={value} is not valid; use an energy in pJ >= 0 (e.g. the default "
                                   f"{E_AC_PJ if key == 'energy_ac_pj' else E_MAC_PJ})")
+        if not 0.0 <= early_loss <= 1.0:
+            raise ConfigError(f"model.early_loss={early_loss} is not valid; use a weight in [0, 1] (0: the final "
+                              "logits only)")
         if calibrate_std <= 0:
             raise ConfigError(f"model.calibrate_std={calibrate_std} is not valid; use a positive potential spread")
         check_choice("model.ettfs_calibrate", ettfs_calibrate, ("none", *CALIBRATED_LAYERS))
@@ -116,7 +124,7 @@ class TTFSClassifier(L.LightningModule):
         x, y = batch
         record = stage != "train"
         out = self._forward(x, record=record) if record else self._forward(x)
-        loss = F.cross_entropy(out.logits, y, label_smoothing=self.hparams.label_smoothing)
+        loss = self._loss(out, y)
         if stage == "train" and not torch.isfinite(loss):
             self._non_finite("loss", loss)
         self.acc[f"{stage}_"].update(out.logits.detach(), y)
@@ -130,6 +138,18 @@ class TTFSClassifier(L.LightningModule):
             self.latency[f"{stage}_"].update(partial, out.out, y, self.net.decoder.spiking)
             self.synops[f"{stage}_"].update(out.ops, decision_steps(out.out, self.net.decoder.spiking))
         return loss
+
+    def _loss(self, out, y):
+        """Cross-entropy of the final logits, mixed with the step-weighted per-step loss (``early_loss``)."""
+        smoothing, lam = self.hparams.label_smoothing, self.hparams.get("early_loss", 0.0)
+        final = F.cross_entropy(out.logits, y, label_smoothing=smoothing)
+        if not lam:
+            return final
+        partial = self.net.decoder.partial_logits(out.out, out.potential)  # [T, B, K], with gradients
+        per_step = F.cross_entropy(partial.flatten(0, 1), y.repeat(self.T), label_smoothing=smoothing,
+                                   reduction="none").view(self.T, -1).mean(1)
+        w = twd_weights(self.T).to(per_step)
+        return (1.0 - lam) * final + lam * (w * per_step).sum() / w.sum()
 
     def _non_finite(self, what: str, value) -> None:
         raise NonFiniteLossError(
