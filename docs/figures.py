@@ -4,7 +4,7 @@ Learning curves (validation accuracy and training loss per epoch) of the runs of
 row and seed, read from ``runs/<run-id>/metrics.jsonl`` and ``meta.json`` through ``ttfs_lab.report``. Only the
 runs the study's current table lists are drawn (older runs of an edited config stay in ``runs/`` unlisted).
 Accuracy vs the step at which inference stops (``test/acc_vs_step``), mean ± std over a row's seeds, for the
-decoders of the shallow study.
+decoders of the shallow study, and for TWD's per-step loss (``model.early_loss``).
 """
 
 from __future__ import annotations
@@ -56,16 +56,19 @@ def curves(folders: list[str], out: Path, title: str) -> None:
 STOP_STEP_ROWS = {"+twd": "TWD (spikes + potential at the decision)", "+affine": "first-spike readout",
                   "framework_twd_membrane": "TWD over the output potentials", "framework_membrane": "potential at T",
                   "naive": "naive TTFS network (potential at T)"}
+EARLY_LOSS_ROWS = {"framework_early": "TWD trained with its per-step loss (early_loss 1)",
+                   "+twd": "TWD, final logits only", "+affine": "first-spike readout",
+                   "naive": "naive TTFS network (potential at T)"}
 
 
-def stop_step_curves(runs_dir: str, study: str, out: Path, title: str) -> None:
-    """Test accuracy when inference stops after step k, mean ± std over each row's seeds (``STOP_STEP_ROWS``)."""
+def stop_step_curves(runs_dir: str, study: str, out: Path, title: str, rows: dict[str, str] = STOP_STEP_ROWS) -> None:
+    """Test accuracy when inference stops after step k, mean ± std over each row's seeds (``rows``: name -> label)."""
     import numpy as np
 
     table = json.loads((Path(runs_dir) / "ablations" / study / "table.json").read_text())
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for row in table["rows"]:
-        if row["row"] not in STOP_STEP_ROWS:
+        if row["row"] not in rows:
             continue
         curves = [load_run(Path(runs_dir) / r).summary.get("test/acc_vs_step") for r in row["runs"]]
         curves = np.array([c for c in curves if c]) * 100
@@ -73,7 +76,7 @@ def stop_step_curves(runs_dir: str, study: str, out: Path, title: str) -> None:
             continue
         steps = np.arange(1, curves.shape[1] + 1)
         mean, std = curves.mean(0), curves.std(0, ddof=1) if len(curves) > 1 else 0 * curves[0]
-        ax.plot(steps, mean, marker="o", label=f"{STOP_STEP_ROWS[row['row']]} ({len(curves)} seeds)")
+        ax.plot(steps, mean, marker="o", label=f"{rows[row['row']]} ({len(curves)} seeds)")
         ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
     ax.set(xlabel="inference stops after step", ylabel="test accuracy (%)", title=title, ylim=(0, 92))
     ax.legend(fontsize=8, loc="lower right")
@@ -111,7 +114,7 @@ def row_mean_curves(runs_dir: str, study: str, rows: tuple[str, ...], out: Path,
     print(f"wrote {out}")
 
 
-FIGURES = ("depth", "depth15", "ablation", "stop_step")
+FIGURES = ("depth", "depth15", "ablation", "stop_step", "early_loss")
 
 
 def main() -> None:
@@ -133,6 +136,9 @@ def main() -> None:
     if "stop_step" in args.only:
         stop_step_curves(args.runs, "reproduce-fashion_mnist-lr3e-3", out / "stop_step_curves.png",
                          "Decoders of the full framework's training, Fashion-MNIST")
+    if "early_loss" in args.only:
+        stop_step_curves(args.runs, "reproduce-fashion_mnist-lr3e-3", out / "early_loss_curves.png",
+                         "TWD's per-step loss, Fashion-MNIST", EARLY_LOSS_ROWS)
 
 
 if __name__ == "__main__":
