@@ -141,7 +141,7 @@ class TTFSClassifier(L.LightningModule):
 
     def _loss(self, out, y):
         """Cross-entropy of the final logits, mixed with the step-weighted per-step loss (``early_loss``)."""
-        smoothing, lam = self.hparams.label_smoothing, self.hparams.get("early_loss", 0.0)
+        smoothing, lam = self.hparams.label_smoothing, self.hparams.early_loss
         final = F.cross_entropy(out.logits, y, label_smoothing=smoothing)
         if not lam:
             return final
