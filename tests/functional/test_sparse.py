@@ -37,7 +37,7 @@ def assert_all_close(got, ref, dtype):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("N,C,H,W,O,k,stride,pad", [
     (6, 5, 9, 8, 7, 3, 1, 1), (4, 3, 10, 10, 6, 3, 2, 1), (3, 4, 7, 7, 5, 5, 1, 2), (2, 3, 6, 6, 4, 2, 2, 0),
-    (2, 2, 5, 5, 3, 1, 1, 0)])
+    (2, 2, 5, 5, 3, 1, 1, 0), (3, 2, 6, 7, 4, 3, 1, 0), (3, 3, 8, 7, 4, 3, (2, 1), 1), (3, 3, 7, 8, 4, 3, (1, 2), 1)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_sparse_conv_equals_dense_conv(dtype, N, C, H, W, O, k, stride, pad, bias):
     x = spikes(N, C, H, W, dtype=dtype)
