@@ -23,7 +23,11 @@ CHILD = r"""
 import importlib.util, json, sys, tempfile
 root, data_dir, batches, val_batches = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sys.path.insert(0, root)
-from ttfs_lab.nn.runtime import retain_freed_memory
+try:
+    from ttfs_lab.runtime import retain_freed_memory, short_openmp_spin
+    short_openmp_spin()  # what ttfs-lab sets before importing torch
+except ImportError:  # a checkout from before ttfs_lab/runtime.py (ttfs_lab/nn/runtime.py, no OpenMP setting)
+    from ttfs_lab.nn.runtime import retain_freed_memory
 retain_freed_memory()
 import ttfs_lab
 from ttfs_lab.train import train

@@ -23,13 +23,16 @@ fit/validate/test accept dotted overrides, e.g. --model.T 16 --trainer.max_epoch
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ttfs_lab.runtime import short_openmp_spin
+
+    short_openmp_spin()  # before torch is imported: libgomp reads it when it loads
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
     from ttfs_lab.errors import TTFSLabError
-    from ttfs_lab.nn.runtime import retain_freed_memory
+    from ttfs_lab.runtime import retain_freed_memory
 
     retain_freed_memory()  # before the first large tensor: CPU steps reuse memory instead of page-faulting
 

@@ -22,6 +22,10 @@ and the DVS Gesture frame-cache loading throughput. Everything is printed and wr
 - ``cli.py``       argument parsing and the run (``main``)
 """
 
-from ttfs_lab.bench.cli import main
+from ttfs_lab.runtime import short_openmp_spin
+
+short_openmp_spin()  # before torch is imported (``python -m ttfs_lab.bench``), as ``ttfs-lab`` does
+
+from ttfs_lab.bench.cli import main  # noqa: E402
 
 __all__ = ["main"]

@@ -25,7 +25,7 @@ from ttfs_lab.bench.report import (print_case, print_fit, print_inference, print
 from ttfs_lab.bench.training import bench_case
 from ttfs_lab.bench.workload import CASES, default_cases
 from ttfs_lab.functional import kernels, triton_kernels
-from ttfs_lab.nn.runtime import allocator_setting, retain_freed_memory
+from ttfs_lab.runtime import allocator_setting, openmp_setting, retain_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +73,7 @@ def run_meta(args: argparse.Namespace, device: torch.device, repeats: int, argv:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "precision": args.precision,
         "repeats": repeats, "warmup": args.warmup, "quick": args.quick,
-        "cpu_allocator": allocator_setting(), "fused_cpu_kernels": kernels.AVAILABLE,
+        "cpu_allocator": allocator_setting(), "openmp": openmp_setting(), "fused_cpu_kernels": kernels.AVAILABLE,
         "fused_gpu_kernels": triton_kernels.AVAILABLE and device.type == "cuda",
         "timing": "minimum over interleaved rounds (one step of each mode per round)",
         "memory": "cuda max_memory_allocated" if device.type == "cuda" else "torch profiler tensor allocations (peak of running sum) + persistent state",
@@ -101,7 +101,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
 
     meta = run_meta(args, device, repeats, argv)
     print(f"ttfs_lab.bench on {meta['device']} ({meta['device_name']}), {meta['threads']} threads, torch {meta['torch']}, "
-          f"precision {args.precision}, {repeats} rounds; CPU allocator: {meta['cpu_allocator']}")
+          f"precision {args.precision}, {repeats} rounds; CPU allocator: {meta['cpu_allocator']}; {meta['openmp']}")
     results: dict = {"meta": meta, "cases": {}}
     wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
     for case in default_cases(args.quick, args.mnist_spec, args.dvs_size, args.dvs_batch, args.mnist_batch,
