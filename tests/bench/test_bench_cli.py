@@ -28,7 +28,7 @@ CASE_KEYS = {"name", "dataset", "spec", "input_shape", "classes", "T", "batch", 
              "times_all_s", "T_x_ann_s", "T_x_plain_ann_s", "bound", "bound_s", "memory", "dispatched_ops", "ratios",
              "equal", "bench_s"}
 META_KEYS = {"date", "torch", "python", "device", "device_name", "threads", "cpu_count", "precision", "repeats",
-             "warmup", "quick", "cpu_allocator", "fused_cpu_kernels", "fused_gpu_kernels", "timing", "memory", "argv"}
+             "warmup", "quick", "cpu_allocator", "openmp", "fused_cpu_kernels", "fused_gpu_kernels", "timing", "memory", "argv"}
 
 
 @pytest.fixture(scope="module")
